@@ -1,0 +1,515 @@
+"""The DuckDB warehouse: the only module that opens connections, creates tables and writes.
+
+Everything else asks it for a connection:
+
+* ``Warehouse.reader()`` — a short-lived read-only connection. Analyses and notebooks open
+  one per call and close it at once, so a JupyterLab kernel never holds the file between
+  cells and a scheduled load can get the write lock.
+* ``Warehouse.load(...)`` — a write batch. It records the load in ``ingest_batches``, lets a
+  connector stage rows in temporary tables, and replaces whole partitions (source + billing
+  account + billing period) in one transaction: loading the same file twice, or a restated
+  month, never double counts, and a failure half-way leaves the previous data in place.
+
+DuckDB allows one writing process, and read-only holders block writers. Both kinds of
+connection wait for a lock for ``lock_timeout`` seconds (``FINOPS_LOCK_TIMEOUT``, default
+60) and then raise :class:`WarehouseBusyError` naming the process that holds it.
+
+Every connection runs in UTC. Writers apply pending schema migrations when they open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import re
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import polars as pl
+
+from finops.exceptions import (
+    SchemaVersionError,
+    WarehouseBusyError,
+    WarehouseError,
+)
+
+if TYPE_CHECKING:
+    import ibis.backends.duckdb
+
+DEFAULT_PATH = Path("data/warehouse.duckdb")
+ENV_PATH = "FINOPS_WAREHOUSE"
+ENV_LOCK_TIMEOUT = "FINOPS_LOCK_TIMEOUT"
+
+MONEY = "DECIMAL(38, 10)"
+"""Money, unit prices and quantities: exact decimals, 28 digits before the point, 10 after."""
+
+# FOCUS columns of `charges`, in FOCUS 1.2 order of appearance in the spec's column index,
+# plus the 1.3 additions. Types follow the spec: money and quantities DECIMAL, periods
+# TIMESTAMP (UTC), Tags a string map.
+FOCUS_COLUMNS: dict[str, str] = {
+    "AvailabilityZone": "VARCHAR",
+    "BilledCost": MONEY,
+    "BillingAccountId": "VARCHAR",
+    "BillingAccountName": "VARCHAR",
+    "BillingAccountType": "VARCHAR",
+    "BillingCurrency": "VARCHAR",
+    "BillingPeriodEnd": "TIMESTAMP",
+    "BillingPeriodStart": "TIMESTAMP",
+    "CapacityReservationId": "VARCHAR",
+    "CapacityReservationStatus": "VARCHAR",
+    "ChargeCategory": "VARCHAR",
+    "ChargeClass": "VARCHAR",
+    "ChargeDescription": "VARCHAR",
+    "ChargeFrequency": "VARCHAR",
+    "ChargePeriodEnd": "TIMESTAMP",
+    "ChargePeriodStart": "TIMESTAMP",
+    "CommitmentDiscountCategory": "VARCHAR",
+    "CommitmentDiscountId": "VARCHAR",
+    "CommitmentDiscountName": "VARCHAR",
+    "CommitmentDiscountQuantity": MONEY,
+    "CommitmentDiscountStatus": "VARCHAR",
+    "CommitmentDiscountType": "VARCHAR",
+    "CommitmentDiscountUnit": "VARCHAR",
+    "ConsumedQuantity": MONEY,
+    "ConsumedUnit": "VARCHAR",
+    "ContractedCost": MONEY,
+    "ContractedUnitPrice": MONEY,
+    "EffectiveCost": MONEY,
+    "InvoiceId": "VARCHAR",
+    "InvoiceIssuerName": "VARCHAR",
+    "ListCost": MONEY,
+    "ListUnitPrice": MONEY,
+    "PricingCategory": "VARCHAR",
+    "PricingCurrency": "VARCHAR",
+    "PricingCurrencyContractedUnitPrice": MONEY,
+    "PricingCurrencyEffectiveCost": MONEY,
+    "PricingCurrencyListUnitPrice": MONEY,
+    "PricingQuantity": MONEY,
+    "PricingUnit": "VARCHAR",
+    "ProviderName": "VARCHAR",
+    "PublisherName": "VARCHAR",
+    "RegionId": "VARCHAR",
+    "RegionName": "VARCHAR",
+    "ResourceId": "VARCHAR",
+    "ResourceName": "VARCHAR",
+    "ResourceType": "VARCHAR",
+    "ServiceCategory": "VARCHAR",
+    "ServiceName": "VARCHAR",
+    "ServiceSubcategory": "VARCHAR",
+    "SkuId": "VARCHAR",
+    "SkuMeter": "VARCHAR",
+    "SkuPriceDetails": "VARCHAR",
+    "SkuPriceId": "VARCHAR",
+    "SubAccountId": "VARCHAR",
+    "SubAccountName": "VARCHAR",
+    "SubAccountType": "VARCHAR",
+    "Tags": "MAP(VARCHAR, VARCHAR)",
+    # FOCUS 1.3
+    "AllocatedMethodId": "VARCHAR",
+    "AllocatedMethodDetails": "VARCHAR",
+    "AllocatedResourceId": "VARCHAR",
+    "AllocatedResourceName": "VARCHAR",
+    "AllocatedTags": "MAP(VARCHAR, VARCHAR)",
+    "ContractApplied": "VARCHAR",
+    "HostProviderName": "VARCHAR",
+    "ServiceProviderName": "VARCHAR",
+}
+
+LINEAGE_COLUMNS: dict[str, str] = {
+    "x_Source": "VARCHAR",  # source kind: focus, aws-cur, gcp-bigquery, azure, …
+    "x_BatchId": "BIGINT",  # ingest_batches.batch_id that loaded the row
+    "x_SourceFile": "VARCHAR",  # file (or object URI) the row came from
+    "x_SourceRow": "BIGINT",  # 1-based data row within that file
+}
+
+CHARGES_COLUMNS: dict[str, str] = {**FOCUS_COLUMNS, **LINEAGE_COLUMNS}
+
+LLM_REQUESTS_COLUMNS: dict[str, str] = {
+    "period_start": "TIMESTAMP",
+    "period_end": "TIMESTAMP",
+    "source": "VARCHAR",
+    "provider": "VARCHAR",
+    "model": "VARCHAR",
+    "project_id": "VARCHAR",
+    "team": "VARCHAR",
+    "user_id": "VARCHAR",
+    "api_key_id": "VARCHAR",
+    "agent_id": "VARCHAR",
+    "task_id": "VARCHAR",
+    "request_id": "VARCHAR",
+    "requests": "BIGINT",
+    "input_tokens": "BIGINT",
+    "cached_input_tokens": "BIGINT",
+    "cache_write_tokens": "BIGINT",
+    "output_tokens": "BIGINT",
+    "reasoning_tokens": "BIGINT",
+    "cost": MONEY,
+    "cost_currency": "VARCHAR",
+    "cost_source": "VARCHAR",
+    "x_Source": "VARCHAR",
+    "x_BatchId": "BIGINT",
+}
+
+PARTITION_COLUMNS = ("x_Source", "BillingAccountId", "BillingPeriodStart")
+"""What one load replaces in `charges`: a source's billing account and billing period."""
+
+
+def _create_table(name: str, columns: dict[str, str]) -> str:
+    body = ",\n    ".join(f'"{col}" {typ}' for col, typ in columns.items())
+    return f"CREATE TABLE IF NOT EXISTS {name} (\n    {body}\n)"
+
+
+# Each migration moves the schema from version N-1 to N. Later issues append to this list
+# (ALTER TABLE … ADD COLUMN …); never edit a migration that has shipped.
+MIGRATIONS: list[list[str]] = [
+    [  # 1: the foundation
+        _create_table("charges", CHARGES_COLUMNS),
+        _create_table("llm_requests", LLM_REQUESTS_COLUMNS),
+        "CREATE SEQUENCE IF NOT EXISTS ingest_batch_ids START 1",
+        """CREATE TABLE IF NOT EXISTS ingest_batches (
+            batch_id BIGINT PRIMARY KEY,
+            source_kind VARCHAR NOT NULL,
+            uri VARCHAR NOT NULL,
+            partitions VARCHAR[],
+            files STRUCT(path VARCHAR, sha256 VARCHAR, bytes BIGINT)[],
+            rows_read BIGINT,
+            rows_loaded BIGINT,
+            rows_quarantined BIGINT,
+            rows_replaced BIGINT,
+            started_at TIMESTAMP NOT NULL,
+            ended_at TIMESTAMP,
+            status VARCHAR NOT NULL,
+            message VARCHAR,
+            pid INTEGER
+        )""",
+        """CREATE TABLE IF NOT EXISTS quarantine (
+            batch_id BIGINT NOT NULL,
+            file VARCHAR,
+            row_number BIGINT,
+            column_name VARCHAR,
+            reason VARCHAR NOT NULL,
+            raw_row JSON
+        )""",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def resolve_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The warehouse file: the argument, else ``$FINOPS_WAREHOUSE``, else ``data/warehouse.duckdb``."""
+    if path:
+        return Path(path)
+    env = os.environ.get(ENV_PATH)
+    return Path(env) if env else DEFAULT_PATH
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceFile:
+    """A file a batch read, with its checksum so a later load can tell it changed."""
+
+    path: str
+    sha256: str
+    bytes: int
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str]) -> SourceFile:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return cls(str(path), digest.hexdigest(), os.path.getsize(path))
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadResult:
+    """What one batch did: the counts a user checks after every load."""
+
+    batch_id: int
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    rows_replaced: int
+    partitions: list[str]
+
+    def __post_init__(self) -> None:
+        assert self.rows_read == self.rows_loaded + self.rows_quarantined, self
+
+
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>\S+) \(PID (?P<pid>\d+)\)(?: by user (?P<user>\S+))?")
+
+
+def _describe_lock_holder(message: str) -> str:
+    """'PID 123 (jupyter-lab …)' from DuckDB's lock error, reading the command line if we can."""
+    match = _LOCK_HOLDER.search(message)
+    if not match:
+        return "another process"
+    pid = match["pid"]
+    what = match["exe"]
+    with contextlib.suppress(OSError):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        if cmdline:
+            what = cmdline if len(cmdline) <= 120 else cmdline[:117] + "..."
+    user = f", user {match['user']}" if match["user"] else ""
+    return f"process {pid} ({what}{user})"
+
+
+def _is_lock_error(exc: duckdb.Error) -> bool:
+    text = str(exc)
+    return "Could not set lock" in text or "Conflicting lock" in text
+
+
+class Warehouse:
+    """A DuckDB warehouse file shaped after FOCUS.
+
+    >>> wh = Warehouse(tmp_path / "w.duckdb")          # doctest: +SKIP
+    >>> wh.query("SELECT count(*) AS n FROM charges")  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_timeout: float | None = None) -> None:
+        self.path = resolve_path(path).expanduser()
+        if lock_timeout is None:
+            lock_timeout = float(os.environ.get(ENV_LOCK_TIMEOUT, "60"))
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"Warehouse({str(self.path)!r})"
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _connect(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.Error as exc:
+                if not _is_lock_error(exc):
+                    raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+                if time.monotonic() >= deadline:
+                    holder = _describe_lock_holder(str(exc))
+                    mode = "read" if read_only else "write to"
+                    raise WarehouseBusyError(
+                        f"warehouse {self.path} is in use by {holder}; waited {self.lock_timeout:g}s to {mode} it",
+                        hint="a load or a notebook holds it open; retry when it finishes, or raise FINOPS_LOCK_TIMEOUT",
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection, closed when the block ends. Hold it briefly."""
+        if not self.path.exists():
+            raise WarehouseError(
+                f"no warehouse at {self.path}",
+                hint="load data first: `finops demo` or `finops ingest focus FILES`, or pass --warehouse",
+            )
+        con = self._connect(read_only=True)
+        try:
+            self._check_version(con)
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection with the schema migrated; closed when the block ends."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = self._connect(read_only=False)
+        try:
+            self._migrate(con)
+            self._mark_interrupted_batches(con)
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def ibis(self) -> Iterator[ibis.backends.duckdb.Backend]:
+        """An ibis backend over a read-only connection: build expressions, execute, leave."""
+        import ibis
+
+        with self.reader() as con:
+            yield ibis.duckdb.from_connection(con)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+        """Run read-only SQL and return a polars DataFrame."""
+        with self.reader() as con:
+            try:
+                return con.execute(sql, params).pl()
+            except duckdb.Error as exc:
+                raise WarehouseError(f"query failed: {exc}") from exc
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    # -- schema --------------------------------------------------------------------------
+
+    @staticmethod
+    def _version(con: duckdb.DuckDBPyConnection) -> int:
+        has_table = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()[0]
+        if not has_table:
+            return 0
+        return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+
+    def _check_version(self, con: duckdb.DuckDBPyConnection) -> None:
+        version = self._version(con)
+        if version < SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"warehouse {self.path} has schema version {version}, this finops needs {SCHEMA_VERSION}",
+                hint="run `finops migrate` (or any load) to upgrade it",
+            )
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"warehouse {self.path} has schema version {version}, newer than this finops ({SCHEMA_VERSION})",
+                hint="upgrade finops",
+            )
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP NOT NULL)"
+        )
+        current = self._version(con)
+        if current > SCHEMA_VERSION:
+            self._check_version(con)
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for statement in MIGRATIONS[version - 1]:
+                    con.execute(statement)
+                con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, _utcnow()])
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise WarehouseError(f"migration to schema version {version} failed: {exc}") from exc
+
+    def migrate(self) -> int:
+        """Bring the warehouse to this finops's schema version; return that version."""
+        with self.writer():
+            return SCHEMA_VERSION
+
+    @staticmethod
+    def _mark_interrupted_batches(con: duckdb.DuckDBPyConnection) -> None:
+        # We hold the only write lock, so a batch still 'running' belongs to a dead process.
+        con.execute(
+            "UPDATE ingest_batches SET status = 'interrupted', ended_at = coalesce(ended_at, ?),"
+            " message = 'the loading process ended before the batch finished; its data was rolled back'"
+            " WHERE status = 'running'",
+            [_utcnow()],
+        )
+
+    # -- loading -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def load(self, source_kind: str, uri: str, files: Sequence[SourceFile] = ()) -> Iterator[LoadBatch]:
+        """Open a write batch: recorded as 'running', then 'succeeded' or 'failed'.
+
+        The connector stages rows with :meth:`LoadBatch.stage` and hands them to
+        :meth:`LoadBatch.replace_partitions`. An exception marks the batch failed, rolls back
+        its data and propagates.
+        """
+        with self.writer() as con:
+            batch_id = con.execute("SELECT nextval('ingest_batch_ids')").fetchone()[0]
+            con.execute(
+                "INSERT INTO ingest_batches (batch_id, source_kind, uri, files, started_at, status, pid)"
+                " VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                [batch_id, source_kind, uri, [dataclasses.asdict(f) for f in files], _utcnow(), os.getpid()],
+            )
+            batch = LoadBatch(con, batch_id, source_kind)
+            try:
+                yield batch
+            except BaseException as exc:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                con.execute(
+                    "UPDATE ingest_batches SET status = 'failed', ended_at = ?, message = ? WHERE batch_id = ?",
+                    [_utcnow(), f"{type(exc).__name__}: {exc}"[:2000], batch_id],
+                )
+                raise
+            if not batch.finished:
+                con.execute(
+                    "UPDATE ingest_batches SET status = 'succeeded', ended_at = ?, rows_read = 0,"
+                    " rows_loaded = 0, rows_quarantined = 0, message = 'nothing to load' WHERE batch_id = ?",
+                    [_utcnow(), batch_id],
+                )
+
+
+class LoadBatch:
+    """One load in progress. Connectors stage rows here; the warehouse writes them."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, batch_id: int, source_kind: str) -> None:
+        self.con = con
+        self.batch_id = batch_id
+        self.source_kind = source_kind
+        self.finished = False
+
+    def stage(self, name: str, sql: str, params: Sequence[Any] | None = None) -> int:
+        """Materialise ``sql`` as a temporary table ``name`` (gone when the batch ends); return its row count."""
+        self.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}', params)
+        return self.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+
+    def replace_partitions(
+        self,
+        table: str,
+        rows_sql: str,
+        *,
+        partition_by: Sequence[str],
+        rows_read: int,
+        quarantine_sql: str | None = None,
+    ) -> LoadResult:
+        """Replace every partition that ``rows_sql`` touches, in one transaction.
+
+        ``rows_sql`` selects the rows to load, with the target table's column names (missing
+        columns become NULL). Rows of ``table`` whose ``partition_by`` values appear in it are
+        deleted first. ``quarantine_sql`` selects rows for the ``quarantine`` table (file,
+        row_number, column_name, reason, raw_row).
+        """
+        con = self.con
+        keys = ", ".join(f'"{c}"' for c in partition_by)
+        match = " AND ".join(f'target."{c}" IS NOT DISTINCT FROM p."{c}"' for c in partition_by)
+        label = " || '/' || ".join(f'coalesce(CAST("{c}" AS VARCHAR), \'\')' for c in partition_by)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _partitions AS SELECT DISTINCT {keys} FROM ({rows_sql})")
+            partitions = [r[0] for r in con.execute(f"SELECT {label} FROM _partitions ORDER BY ALL").fetchall()]
+            replaced = con.execute(
+                f"DELETE FROM {table} AS target USING _partitions AS p WHERE {match}"
+            ).fetchone()[0]
+            loaded = con.execute(f"INSERT INTO {table} BY NAME ({rows_sql})").fetchone()[0]
+            quarantined = 0
+            if quarantine_sql:
+                quarantined = con.execute(
+                    "INSERT INTO quarantine (batch_id, file, row_number, column_name, reason, raw_row)"
+                    f" SELECT ?, file, row_number, column_name, reason, raw_row FROM ({quarantine_sql})",
+                    [self.batch_id],
+                ).fetchone()[0]
+            if loaded + quarantined != rows_read:
+                raise WarehouseError(
+                    f"batch {self.batch_id}: {rows_read} rows read but {loaded} loaded + {quarantined} quarantined;"
+                    " nothing was written"
+                )
+            con.execute(
+                "UPDATE ingest_batches SET status = 'succeeded', ended_at = ?, partitions = ?, rows_read = ?,"
+                " rows_loaded = ?, rows_quarantined = ?, rows_replaced = ? WHERE batch_id = ?",
+                [_utcnow(), partitions, rows_read, loaded, quarantined, replaced, self.batch_id],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+        self.finished = True
+        return LoadResult(self.batch_id, rows_read, loaded, quarantined, replaced, partitions)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
