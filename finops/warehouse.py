@@ -171,7 +171,6 @@ MIGRATIONS: list[list[str]] = [
     [  # 1: the foundation
         _create_table("charges", CHARGES_COLUMNS),
         _create_table("llm_requests", LLM_REQUESTS_COLUMNS),
-        "CREATE SEQUENCE IF NOT EXISTS ingest_batch_ids START 1",
         """CREATE TABLE IF NOT EXISTS ingest_batches (
             batch_id BIGINT PRIMARY KEY,
             source_kind VARCHAR NOT NULL,
@@ -350,6 +349,17 @@ class Warehouse:
     def exists(self) -> bool:
         return self.path.exists()
 
+    @staticmethod
+    @contextlib.contextmanager
+    def scratch() -> Iterator[duckdb.DuckDBPyConnection]:
+        """An in-memory DuckDB connection for looking at files before a load (no warehouse lock)."""
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
     # -- schema --------------------------------------------------------------------------
 
     @staticmethod
@@ -418,7 +428,9 @@ class Warehouse:
         its data and propagates.
         """
         with self.writer() as con:
-            batch_id = con.execute("SELECT nextval('ingest_batch_ids')").fetchone()[0]
+            # max + 1 is safe: we hold the only write lock. (A DuckDB sequence can hand out a
+            # used number again after the process is killed before a checkpoint.)
+            batch_id = con.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM ingest_batches").fetchone()[0]
             con.execute(
                 "INSERT INTO ingest_batches (batch_id, source_kind, uri, files, started_at, status, pid)"
                 " VALUES (?, ?, ?, ?, ?, 'running', ?)",
@@ -452,10 +464,23 @@ class LoadBatch:
         self.source_kind = source_kind
         self.finished = False
 
-    def stage(self, name: str, sql: str, params: Sequence[Any] | None = None) -> int:
-        """Materialise ``sql`` as a temporary table ``name`` (gone when the batch ends); return its row count."""
-        self.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}', params)
-        return self.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+    def stage(self, name: str, sql: str, params: Sequence[Any] | None = None, *, append: bool = False) -> int:
+        """Materialise ``sql`` as a temporary table ``name`` (gone when the batch ends).
+
+        With ``append`` the rows are added to an existing staged table (matched by name).
+        Returns the number of rows ``sql`` produced.
+        """
+        try:
+            if append:
+                return self.con.execute(f'INSERT INTO "{name}" BY NAME {sql}', params).fetchone()[0]
+            self.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}', params)
+            return self.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+        except duckdb.Error as exc:
+            raise WarehouseError(f"batch {self.batch_id}: staging {name} failed: {exc}") from exc
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        """Run a read statement on the batch's connection (e.g. to inspect a staged table)."""
+        return self.con.execute(sql, params)
 
     def replace_partitions(
         self,
@@ -476,7 +501,10 @@ class LoadBatch:
         con = self.con
         keys = ", ".join(f'"{c}"' for c in partition_by)
         match = " AND ".join(f'target."{c}" IS NOT DISTINCT FROM p."{c}"' for c in partition_by)
-        label = " || '/' || ".join(f'coalesce(CAST("{c}" AS VARCHAR), \'\')' for c in partition_by)
+        # 'focus/123456789012/2026-07-01': midnight timestamps shown as dates.
+        label = " || '/' || ".join(
+            f"regexp_replace(coalesce(CAST(\"{c}\" AS VARCHAR), ''), ' 00:00:00$', '')" for c in partition_by
+        )
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _partitions AS SELECT DISTINCT {keys} FROM ({rows_sql})")

@@ -1,0 +1,29 @@
+# The two commands a new user runs (see README.md):
+#   make demo   build the sample company's warehouse and render its 2026Q3 quarterly review
+#   make test   run the test suite (pytest: tests/ and the notebooks through nbval)
+# Both install what they need first: uv (bootstrapped with pip if missing), then the locked
+# Python packages (uv sync --frozen).
+
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+QUARTER ?= 2026Q3
+
+.PHONY: setup demo test lab clean
+
+setup:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+
+demo: setup
+	$(UV) run finops demo
+	$(UV) run finops report quarterly --quarter $(QUARTER) --out reports
+	@echo "Open reports/quarterly-review-$(QUARTER).html in a browser (it works offline)."
+
+test: setup
+	$(UV) run pytest
+
+lab: setup
+	$(UV) run jupyter lab notebooks/
+
+clean:
+	rm -rf data/sample data/warehouse.duckdb data/warehouse.duckdb.wal reports .pytest_cache

@@ -1,0 +1,241 @@
+"""First-pass workload classification: is a charge inference, training, development, other AI, or not AI?
+
+The CFO's first questions about AI spend are how much of it serves users (inference) and how
+much builds models (training). Cloud bills do not say so directly, but the usage type, SKU or
+meter usually does: a SageMaker ``USE1-Host:ml.g5.2xlarge`` line is a real-time endpoint, a
+Vertex AI ``Custom Training …`` SKU is a training job. This module turns those patterns into
+:data:`RULES`, an ordered list of data: the first rule that matches a charge names its
+``workload`` and is recorded in ``workload_rule``, so every number in a report can be traced
+to the rule that put it there, and a wrong call is fixed by editing one rule.
+
+Rules look at the provider and service names, the text that carries a usage type (SkuId,
+SkuMeter, ChargeDescription, ResourceType, SkuPriceDetails, matched together because
+exports put it in different places), ServiceCategory, and the tag keys. Patterns are
+case-insensitive regular expressions written without backslashes, so the same expression
+runs on DuckDB (RE2) and Spark (Java regex).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Literal
+
+import ibis
+import ibis.expr.types as ir
+import polars as pl
+
+Workload = Literal["inference", "training", "development", "other AI", "non-AI"]
+WORKLOADS: tuple[Workload, ...] = ("inference", "training", "development", "other AI", "non-AI")
+AI_WORKLOADS: tuple[Workload, ...] = tuple(w for w in WORKLOADS if w != "non-AI")
+NON_AI: Workload = "non-AI"
+
+# Text that is not a letter or digit: the edge of a usage-type token such as "Host" in
+# "USE1-Host:ml.g5.2xlarge". Under (?i) the class excludes upper case letters too.
+_EDGE_BEFORE = "(^|[^a-z0-9])"
+_EDGE_AFTER = "([^a-z0-9]|$)"
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleInputs:
+    """The columns a rule may look at, as ibis expressions (text ones never NULL)."""
+
+    provider: ir.StringValue  # ProviderName
+    service: ir.StringValue  # ServiceName
+    usage: ir.StringValue  # SkuId | SkuMeter | ChargeDescription | ResourceType | SkuPriceDetails
+    category: ir.StringValue  # ServiceCategory
+    tag_keys: ir.ArrayValue  # lower-cased keys of Tags (NULL when a row has no tags)
+
+    def provider_is(self, pattern: str) -> ir.BooleanValue:
+        return _search(self.provider, pattern)
+
+    def service_is(self, pattern: str) -> ir.BooleanValue:
+        return _search(self.service, pattern)
+
+    def usage_has(self, pattern: str) -> ir.BooleanValue:
+        return _search(self.usage, pattern)
+
+    def usage_token(self, pattern: str) -> ir.BooleanValue:
+        """``pattern`` as a whole token of the usage text (not part of a longer word)."""
+        return _search(self.usage, f"{_EDGE_BEFORE}({pattern}){_EDGE_AFTER}")
+
+    def has_tag_key(self, *keys: str) -> ir.BooleanValue:
+        return ibis.or_(*(self.tag_keys.contains(key.lower()).fill_null(False) for key in keys))
+
+
+Predicate = Callable[[RuleInputs], ir.BooleanValue]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One classification rule: charges matching ``when`` are ``workload``; recorded as ``id``."""
+
+    id: str
+    workload: Workload
+    description: str
+    when: Predicate
+
+
+def _search(value: ir.StringValue, pattern: str) -> ir.BooleanValue:
+    return value.re_search(f"(?i){pattern}")
+
+
+# Services, matched on ServiceName (several spellings: FOCUS names, CUR product codes, old names).
+_SAGEMAKER = "sagemaker"
+_BEDROCK = "bedrock"
+_EC2 = "elastic compute cloud|amazonec2|(^|[^a-z0-9])ec2([^a-z0-9]|$)"
+_VERTEX = "vertex|ai platform|machine learning engine|generative language|gemini|(^|[^a-z])notebooks([^a-z]|$)"
+_GCP_COMPUTE = "compute engine|cloud tpu"
+_AZURE = "microsoft|azure"
+_AZURE_OPENAI = "openai|cognitive services|ai services|foundry"
+_AZURE_ML = "machine learning"
+_LLM_API_PROVIDERS = "^(openai|anthropic)"
+
+_FINE_TUNING = "fine[- _]?tun|customization"
+
+RULES: list[Rule] = [
+    # --- AWS SageMaker: the usage type names the job. Longer tokens before shorter ones.
+    Rule("aws.sagemaker.train-warm-pool", "training", "SageMaker training warm pools (TrainWarmPool)",
+         lambda f: f.service_is(_SAGEMAKER) & f.usage_token("TrainWarmPool|warm[- ]?pool")),
+    Rule("aws.sagemaker.spot-training", "training", "SageMaker managed spot training (TrSpt)",
+         lambda f: f.service_is(_SAGEMAKER) & f.usage_token("TrSpt")),
+    Rule("aws.sagemaker.training", "training", "SageMaker training jobs (Train)",
+         lambda f: f.service_is(_SAGEMAKER) & f.usage_token("Train|Training")),
+    Rule("aws.sagemaker.hyperpod", "training", "SageMaker HyperPod clusters (Cluster)",
+         lambda f: f.service_is(_SAGEMAKER) & f.usage_token("Cluster|HyperPod")),
+    Rule("aws.sagemaker.async-inference", "inference", "SageMaker asynchronous inference endpoints (AsyncInf)",
+         lambda f: f.service_is(_SAGEMAKER) & f.usage_token("AsyncInf|async(hronous)? inference")),
+    Rule("aws.sagemaker.hosting", "inference", "SageMaker real-time endpoints (Host)",
+         lambda f: f.service_is(_SAGEMAKER) & f.usage_token("Host|Hosting|real-time inference|serverless inference")),
+    Rule("aws.sagemaker.batch-transform", "inference", "SageMaker batch transform (Tsform)",
+         lambda f: f.service_is(_SAGEMAKER) & f.usage_token("Tsform|batch transform")),
+    Rule("aws.sagemaker.studio", "development", "SageMaker Studio apps (Studio)",
+         lambda f: f.service_is(_SAGEMAKER) & f.usage_token("Studio[a-z]*")),
+    Rule("aws.sagemaker.notebook", "development", "SageMaker notebook instances (Notebk)",
+         lambda f: f.service_is(_SAGEMAKER) & f.usage_token("Notebk|notebooks?")),
+    Rule("aws.sagemaker.processing", "other AI", "SageMaker processing jobs (Processing)",
+         lambda f: f.service_is(_SAGEMAKER) & f.usage_token("Processing")),
+    Rule("aws.sagemaker.other", "other AI", "other SageMaker usage (storage, data transfer, features)",
+         lambda f: f.service_is(_SAGEMAKER)),
+    # --- AWS Bedrock
+    Rule("aws.bedrock.provisioned", "inference", "Bedrock provisioned throughput (ModelUnits)",
+         lambda f: f.service_is(_BEDROCK) & f.usage_has("ModelUnits|model[- ]units|provisioned")),
+    Rule("aws.bedrock.customization", "training", "Bedrock model customization (fine-tuning, training, custom model storage)",
+         lambda f: f.service_is(_BEDROCK) & (f.usage_has(_FINE_TUNING) | f.usage_token("train|training"))),
+    Rule("aws.bedrock.invocation", "inference", "Bedrock model invocations (input/output tokens, batch, cache, images)",
+         lambda f: f.service_is(_BEDROCK) & f.usage_has("tokens?|images?|invocations?|characters|search[- ]?units|text[- ]?units")),
+    Rule("aws.bedrock.other", "other AI", "other Bedrock usage",
+         lambda f: f.service_is(_BEDROCK)),
+    # --- AWS EC2 accelerated instances (instance type in the usage type or description)
+    Rule("aws.ec2.inferentia", "inference", "EC2 Inferentia instances (inf1, inf2)",
+         lambda f: f.service_is(_EC2) & f.usage_has(f"{_EDGE_BEFORE}inf[12][a-z]*[.]")),
+    Rule("aws.ec2.trainium", "training", "EC2 Trainium instances (trn1, trn2)",
+         lambda f: f.service_is(_EC2) & f.usage_has(f"{_EDGE_BEFORE}trn[12][a-z]*[.]")),
+    Rule("aws.ec2.gpu", "other AI", "EC2 GPU instances (p*, g* families): AI work of unknown kind",
+         lambda f: f.service_is(_EC2) & f.usage_has(f"{_EDGE_BEFORE}(p[2-9][a-z0-9-]*|gr?[3-9][a-z0-9]*)[.]")),
+    # --- Google Cloud Vertex AI (and the Gemini API): the SKU description names the job
+    Rule("gcp.vertex.training", "training", "Vertex AI training, custom training, pipelines and tuning",
+         lambda f: f.service_is(_VERTEX) & f.usage_has("training|pipelines?|tuning|" + _FINE_TUNING)),
+    Rule("gcp.vertex.prediction", "inference", "Vertex AI online/batch prediction and Gemini/PaLM input/output tokens",
+         lambda f: f.service_is(_VERTEX)
+         & f.usage_has("predictions?|tokens?|characters|(gemini|palm|imagen|claude|llama|codey|chirp).*(input|output)")),
+    Rule("gcp.vertex.workbench", "development", "Vertex AI Workbench, notebooks and Colab Enterprise",
+         lambda f: f.service_is(_VERTEX) & (f.usage_has("workbench|notebooks?|colab") | f.service_is("workbench|notebooks|colab"))),
+    Rule("gcp.vertex.other", "other AI", "other Vertex AI usage (vector search, feature store, …)",
+         lambda f: f.service_is(_VERTEX)),
+    Rule("gcp.compute.accelerator", "other AI", "Compute Engine GPUs and Cloud TPUs: AI work of unknown kind",
+         lambda f: f.service_is(_GCP_COMPUTE) & f.usage_has("gpu|nvidia|tpu")),
+    # --- Azure OpenAI / AI Foundry and Azure Machine Learning
+    Rule("azure.openai.fine-tuning", "training", "Azure OpenAI fine-tuning (training meters)",
+         lambda f: f.provider_is(_AZURE) & f.service_is(_AZURE_OPENAI) & f.usage_has("training|" + _FINE_TUNING)),
+    Rule("azure.openai.tokens", "inference", "Azure OpenAI / AI Foundry token meters (e.g. 'gpt 4o 0513 Input global Tokens')",
+         lambda f: f.provider_is(_AZURE) & f.usage_token("tokens?")),
+    Rule("azure.openai.provisioned", "inference", "Azure OpenAI provisioned throughput and fine-tuned model hosting",
+         lambda f: f.provider_is(_AZURE) & f.service_is(_AZURE_OPENAI) & f.usage_has("provisioned|ptu|hosting")),
+    Rule("azure.ml.endpoint", "inference", "Azure ML online endpoints (tags azuremlendpoint / azuremldeployment)",
+         lambda f: f.provider_is(_AZURE) & f.service_is(_AZURE_ML) & f.has_tag_key("azuremlendpoint", "azuremldeployment")),
+    Rule("azure.ml.compute", "training", "Azure ML compute without endpoint tags: training and batch jobs",
+         lambda f: f.provider_is(_AZURE) & f.service_is(_AZURE_ML)),
+    # --- Model API providers billed directly
+    Rule("api.fine-tuning", "training", "OpenAI / Anthropic fine-tuning",
+         lambda f: f.provider_is(_LLM_API_PROVIDERS) & f.usage_has("training|" + _FINE_TUNING)),
+    Rule("api.llm-provider", "inference", "OpenAI / Anthropic API usage",
+         lambda f: f.provider_is(_LLM_API_PROVIDERS)),
+    # --- Fallbacks
+    Rule("fallback.ai-category", "other AI", "anything else in ServiceCategory 'AI and Machine Learning'",
+         lambda f: _search(f.category, "^ *ai and machine learning *$")),
+    Rule("fallback.non-ai", "non-AI", "everything else", lambda f: ibis.literal(True)),
+]  # fmt: skip
+"""Classification rules, in the order they are tried; the first match wins."""
+
+
+def _rule_inputs(charges: ibis.Table) -> ibis.Table:
+    """``charges`` plus the text columns rules read, built once (NULLs as empty text)."""
+    usage_parts = [charges.SkuId, charges.SkuMeter, charges.ChargeDescription, charges.ResourceType, charges.SkuPriceDetails]
+    return charges.mutate(
+        _rule_provider=charges.ProviderName.fill_null(""),
+        _rule_service=charges.ServiceName.fill_null(""),
+        _rule_usage=ibis.literal(" | ").join([part.fill_null("") for part in usage_parts]),
+        _rule_category=charges.ServiceCategory.fill_null(""),
+        _rule_tag_keys=charges.Tags.keys().map(lambda key: key.lower()),
+    )
+
+
+def classify(charges: ibis.Table, rules: list[Rule] | None = None) -> ibis.Table:
+    """Add ``workload`` and ``workload_rule`` to a table of FOCUS charges.
+
+    Parameters
+    ----------
+    charges
+        An ibis table with the FOCUS columns of ``charges`` (any backend).
+    rules
+        Rules to apply in order, first match wins; :data:`RULES` by default. The last
+        rule should match everything, or unmatched rows get NULL.
+
+    Returns
+    -------
+    ibis.Table
+        ``charges`` with ``workload`` (one of :data:`WORKLOADS`) and ``workload_rule`` (the
+        id of the rule that decided it).
+
+    Why
+    ---
+    Inference versus training is the split a CFO asks about first; keeping the rule id
+    beside the answer lets an analyst audit it and fix the rule, not the number.
+    """
+    rules = RULES if rules is None else rules
+    staged = _rule_inputs(charges)
+    inputs = RuleInputs(
+        provider=staged._rule_provider,
+        service=staged._rule_service,
+        usage=staged._rule_usage,
+        category=staged._rule_category,
+        tag_keys=staged._rule_tag_keys,
+    )
+    conditions = [rule.when(inputs) for rule in rules]
+    workload = ibis.cases(*((cond, rule.workload) for cond, rule in zip(conditions, rules, strict=True)))
+    rule_id = ibis.cases(*((cond, rule.id) for cond, rule in zip(conditions, rules, strict=True)))
+    helper_columns = [c for c in staged.columns if c.startswith("_rule_")]
+    return staged.mutate(workload=workload, workload_rule=rule_id).drop(*helper_columns)
+
+
+def is_ai(classified: ibis.Table) -> ir.BooleanValue:
+    """True for rows of a :func:`classify` table that are AI spend (workload other than non-AI)."""
+    return classified.workload != NON_AI
+
+
+def rules_table(rules: list[Rule] | None = None) -> pl.DataFrame:
+    """The rules as a table (order, id, workload, description): for documentation and notebooks.
+
+    >>> rules_table().columns
+    ['order', 'id', 'workload', 'description']
+    """
+    rules = RULES if rules is None else rules
+    return pl.DataFrame(
+        {
+            "order": list(range(1, len(rules) + 1)),
+            "id": [r.id for r in rules],
+            "workload": [r.workload for r in rules],
+            "description": [r.description for r in rules],
+        }
+    )

@@ -1,0 +1,156 @@
+"""The warehouse: locking between processes, schema versions and migrations, batch records."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from connectors import focus
+from finops import warehouse as warehouse_module
+from finops.exceptions import SchemaVersionError, WarehouseBusyError, WarehouseError
+from finops.warehouse import Warehouse, resolve_path
+from tests.focus_files import make_rows, write_csv
+
+
+def hold_read_only(path, seconds: float) -> subprocess.Popen:
+    """Another process (like a notebook kernel) holding a read-only connection open."""
+    code = textwrap.dedent(f"""
+        import duckdb, sys, time
+        con = duckdb.connect({str(path)!r}, read_only=True)
+        con.execute("SELECT count(*) FROM charges").fetchall()
+        print("holding", flush=True)
+        time.sleep({seconds})
+        con.close()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "holding"
+    return proc
+
+
+def test_path_comes_from_argument_then_environment_then_default(monkeypatch, tmp_path):
+    monkeypatch.delenv("FINOPS_WAREHOUSE", raising=False)
+    assert resolve_path() == warehouse_module.DEFAULT_PATH
+    monkeypatch.setenv("FINOPS_WAREHOUSE", str(tmp_path / "env.duckdb"))
+    assert resolve_path() == tmp_path / "env.duckdb"
+    assert resolve_path(tmp_path / "arg.duckdb") == tmp_path / "arg.duckdb"
+
+
+def test_a_load_waits_for_a_reader_in_another_process_then_succeeds(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb", lock_timeout=30)
+    first = write_csv(tmp_path / "a.csv", make_rows(20), "1.0")
+    focus.ingest(wh, [first.path])
+    holder = hold_read_only(wh.path, seconds=2)
+    try:
+        started = time.monotonic()
+        second = write_csv(tmp_path / "b.csv", make_rows(30, account="B"), "1.0")
+        report = focus.ingest(wh, [second.path])
+        waited = time.monotonic() - started
+    finally:
+        holder.wait(timeout=30)
+    assert report.result.rows_loaded == 30
+    assert waited >= 1.0  # it really had to wait for the other process
+    assert wh.query("SELECT count(*) FROM charges").item() == 50
+
+
+def test_a_load_that_cannot_get_the_lock_names_the_process_holding_it(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb", lock_timeout=30)
+    focus.ingest(wh, [write_csv(tmp_path / "a.csv", make_rows(5), "1.0").path])
+    holder = hold_read_only(wh.path, seconds=60)
+    try:
+        impatient = Warehouse(wh.path, lock_timeout=1)
+        with pytest.raises(WarehouseBusyError) as err:
+            focus.ingest(impatient, [write_csv(tmp_path / "b.csv", make_rows(5, account="B"), "1.0").path])
+    finally:
+        holder.kill()
+        holder.wait()
+    message = str(err.value)
+    assert f"process {holder.pid}" in message
+    assert "is in use by" in message and "duckdb.connect" in message  # its command line
+    assert "Traceback" not in message and "IO Error" not in message
+
+
+def test_readers_in_two_processes_at_once(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    focus.ingest(wh, [write_csv(tmp_path / "a.csv", make_rows(5), "1.0").path])
+    holder = hold_read_only(wh.path, seconds=5)
+    try:
+        assert wh.query("SELECT count(*) FROM charges").item() == 5
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_reading_a_missing_warehouse_says_how_to_make_one(tmp_path):
+    with pytest.raises(WarehouseError, match="no warehouse at") as err:
+        Warehouse(tmp_path / "none.duckdb").query("SELECT 1")
+    assert "finops demo" in err.value.hint
+
+
+def test_money_columns_are_decimal_and_schema_is_versioned(wh):
+    wh.migrate()
+    types = dict(wh.query(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'charges'").rows())
+    for column in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost"):
+        assert types[column] == "DECIMAL(38,10)"
+    assert types["Tags"] == "MAP(VARCHAR, VARCHAR)"
+    assert types["ChargePeriodStart"] == "TIMESTAMP"
+    llm = dict(wh.query(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'llm_requests'").rows())
+    assert llm["cost"] == "DECIMAL(38,10)" and llm["cached_input_tokens"] == "BIGINT"
+    assert wh.query("SELECT max(version) FROM schema_version").item() == warehouse_module.SCHEMA_VERSION
+
+
+def test_a_new_migration_upgrades_an_existing_warehouse_and_keeps_its_data(tmp_path, monkeypatch):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    written = write_csv(tmp_path / "a.csv", make_rows(12), "1.0")
+    focus.ingest(wh, [written.path])
+    # A later version of finops ships migration N+1.
+    monkeypatch.setattr(warehouse_module, "MIGRATIONS",
+                        [*warehouse_module.MIGRATIONS, ["ALTER TABLE charges ADD COLUMN x_Future VARCHAR"]])
+    monkeypatch.setattr(warehouse_module, "SCHEMA_VERSION", len(warehouse_module.MIGRATIONS))
+    with pytest.raises(SchemaVersionError, match="has schema version 1, this finops needs 2") as err:
+        wh.query("SELECT 1")
+    assert "finops migrate" in err.value.hint
+    wh.migrate()
+    assert wh.query("SELECT count(*), count(x_Future), sum(BilledCost) FROM charges").row(0) == (
+        12, 0, written.total("BilledCost"))
+
+
+def test_a_warehouse_from_a_newer_finops_is_refused(tmp_path, monkeypatch):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    wh.migrate()
+    monkeypatch.setattr(warehouse_module, "SCHEMA_VERSION", warehouse_module.SCHEMA_VERSION - 1)
+    with pytest.raises(SchemaVersionError, match="newer than this finops"):
+        wh.query("SELECT 1")
+
+
+def test_a_killed_load_leaves_the_previous_data_and_the_next_load_completes(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb", lock_timeout=30)
+    july = write_csv(tmp_path / "july.csv", make_rows(40), "1.0")
+    focus.ingest(wh, [july.path])
+    big = write_csv(tmp_path / "restated.csv", make_rows(200_000, scale="2"), "1.0")
+    code = textwrap.dedent(f"""
+        from connectors import focus
+        from finops.warehouse import Warehouse
+        import sys
+        def progress(description, done, total):
+            if description.startswith("reading"):
+                print("loading", flush=True)
+        focus.ingest(Warehouse({str(wh.path)!r}), [{str(big.path)!r}], progress=progress)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
+    assert proc.stdout.readline().strip() == "loading"
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert wh.query("SELECT count(*), sum(BilledCost) FROM charges").row(0) == (40, july.total("BilledCost"))
+    report = focus.ingest(wh, [july.path])  # the next writer marks the dead batch and loads
+    assert report.result.rows_loaded == 40
+    statuses = wh.query("SELECT status FROM ingest_batches ORDER BY batch_id")["status"].to_list()
+    assert statuses == ["succeeded", "interrupted", "succeeded"]
