@@ -22,7 +22,11 @@ demo: setup
 test: setup
 	$(UV) run pytest
 
+# The notebooks read $FINOPS_WAREHOUSE and $FINOPS_CONFIG; point them at this project's files.
 lab: setup
+	@test -f data/warehouse.duckdb || $(UV) run finops demo
+	FINOPS_WAREHOUSE=$${FINOPS_WAREHOUSE:-$(CURDIR)/data/warehouse.duckdb} \
+	FINOPS_CONFIG=$${FINOPS_CONFIG:-$(CURDIR)/finops.toml} \
 	$(UV) run jupyter lab notebooks/
 
 clean:

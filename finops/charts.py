@@ -37,7 +37,8 @@ import altair as alt
 import polars as pl
 
 from finops.classify import NON_AI
-from finops.narrative import CURRENCY_SYMBOLS, format_money, format_percent, format_share
+from finops.config import UNALLOCATED
+from finops.narrative import format_money, format_percent, format_share
 
 OFFLINE_RENDERER = "finops-offline"
 VEGA_READY_EVENT = "finops:vega-ready"
@@ -51,10 +52,25 @@ WORKLOAD_COLOURS: dict[str, str] = {
     "non-ai": "#bab0ac",
 }
 """Colours keyed by lower-cased workload (:data:`finops.classify.WORKLOADS`)."""
-_EXTRA_COLOURS = ["#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#e15759"]
 _WORKLOAD_ORDER = list(WORKLOAD_COLOURS)
 
-CHART_WIDTH = 640
+# Providers keep their colour from chart to chart (close to their own brand hues).
+PROVIDER_COLOURS: dict[str, str] = {
+    "aws": "#f28e2b",
+    "amazon web services": "#f28e2b",
+    "google cloud": "#4e79a7",
+    "microsoft": "#76b7b2",
+    "azure": "#76b7b2",
+    "openai": "#59a14f",
+    "anthropic": "#9c755f",
+}
+
+UNALLOCATED_COLOUR = "#bab0ac"  # grey: spend no department owns yet
+
+# Tableau 10 without grey, for everything else.
+_PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f"]
+
+CHART_WIDTH = 680
 CHART_HEIGHT = 300
 
 
@@ -62,7 +78,8 @@ CHART_HEIGHT = 300
 
 
 def axis_format(currency: str, *, cents: bool = False) -> str:
-    """d3 format for a money axis: ``$,.0f`` for USD; a plain ``,.0f`` where d3 has no symbol."""
+    """d3 format for money: ``$,.0f`` for USD; other currencies a plain ``,.0f`` (d3's ``$`` is
+    always the dollar here), with the currency named in the axis title."""
     return f"{'$' if currency.upper() == 'USD' else ''},.{2 if cents else 0}f"
 
 
@@ -72,11 +89,7 @@ def money_title(what: str, currency: str) -> str:
 
 
 def _axis(currency: str) -> alt.Axis:
-    symbol = CURRENCY_SYMBOLS.get(currency.upper(), "")
-    # d3's "$" is the locale's symbol (always "$" here): other currencies get plain numbers
-    # and the currency in the axis title.
-    fmt = axis_format(currency) if symbol == "$" else ",.0f"
-    return alt.Axis(format=fmt, labelFlush=False, grid=True, tickCount=6)
+    return alt.Axis(format=axis_format(currency), labelFlush=False, grid=True, tickCount=6)
 
 
 def _tooltip_money(field: str, currency: str, title: str = "Cost") -> alt.Tooltip:
@@ -109,10 +122,17 @@ def _workload_scale(workloads: Sequence[str]) -> alt.Scale:
     """Fixed colours for the known workload classes, in a fixed order; others after them."""
     known = sorted((w for w in workloads if w.lower() in WORKLOAD_COLOURS), key=lambda w: _WORKLOAD_ORDER.index(w.lower()))
     others = sorted(w for w in workloads if w.lower() not in WORKLOAD_COLOURS)
-    domain = known + others
-    colours = [WORKLOAD_COLOURS[w.lower()] for w in known]
-    colours += [_EXTRA_COLOURS[i % len(_EXTRA_COLOURS)] for i in range(len(others))]
-    return alt.Scale(domain=domain, range=colours)
+    return _scale(known + others, WORKLOAD_COLOURS)
+
+
+def _scale(domain: Sequence[str], fixed: dict[str, str]) -> alt.Scale:
+    """A colour scale over ``domain`` in its order: ``fixed`` colours (by lower-cased name) where
+    known, the palette's unused colours for the rest."""
+    unused = [c for c in _PALETTE if c not in {fixed.get(d.lower()) for d in domain}] or _PALETTE
+    colours, spare = [], iter(unused * (len(domain) // len(unused) + 1))
+    for name in domain:
+        colours.append(fixed.get(name.lower()) or next(spare))
+    return alt.Scale(domain=list(domain), range=colours)
 
 
 def _workload_order(frame: pl.DataFrame) -> pl.DataFrame:
@@ -133,9 +153,14 @@ def for_departments(frame: pl.DataFrame, departments: Sequence[str] = ()) -> pl.
     return frame.filter(pl.col("department").is_in(list(departments)))
 
 
+def _by_size(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Total cost per value of ``column``, largest first (ties by name, so every run agrees)."""
+    return frame.group_by(column).agg(pl.col("cost").sum()).sort(["cost", column], descending=[True, False])
+
+
 def _top_n_and_rest(frame: pl.DataFrame, column: str, keep: int, rest_label: str) -> pl.DataFrame:
     """Keep the ``keep`` largest values of ``column`` by total cost; fold the others into one."""
-    totals = frame.group_by(column).agg(pl.col("cost").sum()).sort("cost", descending=True)
+    totals = _by_size(frame, column)
     if totals.height <= keep + 1:
         return frame
     kept = totals[column].head(keep).to_list()
@@ -164,11 +189,11 @@ def monthly_spend_by_department(
     """
     frame = _top_n_and_rest(df.select("period", "department", "cost"), "department", keep, "Other departments")
     frame = _month_label(frame).group_by("_period", "month", "department").agg(pl.col("cost").sum())
-    departments = (
-        frame.group_by("department").agg(pl.col("cost").sum()).sort("cost", descending=True)["department"].to_list()
-    )
-    frame = _to_chart_number(frame).with_columns(
-        pl.col("department").replace_strict({d: i for i, d in enumerate(departments)}).alias("_stack")
+    departments = _by_size(frame, "department")["department"].to_list()
+    frame = (
+        _to_chart_number(frame)
+        .with_columns(pl.col("department").replace_strict({d: i for i, d in enumerate(departments)}).alias("_stack"))
+        .sort("_period", "_stack")
     )
     return (
         alt.Chart(frame.drop("_period"), title=title)
@@ -180,7 +205,7 @@ def monthly_spend_by_department(
                 "department:N",
                 sort=departments,
                 title="Department",
-                scale=alt.Scale(scheme="tableau10", domain=departments),
+                scale=_scale(departments, {UNALLOCATED.lower(): UNALLOCATED_COLOUR}),
             ),
             order=alt.Order("_stack:Q", sort="ascending"),
             tooltip=["month:O", "department:N", _tooltip_money("cost", currency)],
@@ -206,7 +231,7 @@ def workload_split_over_time(
         frame = frame.filter(pl.col("workload") != NON_AI)
     frame = _month_label(frame)
     frame = frame.group_by("_period", "month", "workload").agg(pl.col("cost").sum())
-    frame = _workload_order(_to_chart_number(frame))
+    frame = _workload_order(_to_chart_number(frame)).sort("_period", "_stack", "workload")
     workloads = frame["workload"].unique().to_list()
     scale = _workload_scale(workloads)
     return (
@@ -237,21 +262,25 @@ def provider_service_mix(
     )
     frame = _top_n_and_rest(frame, "label", keep, "")
     frame = frame.with_columns(
-        pl.when(pl.col("label") == "").then(pl.col("provider") + " · Other services").otherwise(pl.col("label")).alias("label")
+        (pl.col("label") == "").alias("_rest"),
+        pl.when(pl.col("label") == "").then(pl.col("provider") + " · Other services").otherwise(pl.col("label")).alias("label"),
     )
-    frame = frame.group_by("provider", "label").agg(pl.col("cost").sum())
+    frame = frame.group_by("provider", "label").agg(pl.col("cost").sum(), pl.col("_rest").first())
     total = frame["cost"].sum()
+    # Largest first, the folded "Other services" bars last, whatever their size.
     frame = frame.with_columns(
         (pl.col("cost").cast(pl.Float64) / (float(total) if total else 1.0)).alias("share")
-    ).sort("cost", descending=True)
-    frame = _to_chart_number(frame)
+    ).sort("_rest", "cost", "label", descending=[False, True, False])
+    order = frame["label"].to_list()
+    frame = _to_chart_number(frame.drop("_rest"))
+    providers = _by_size(frame, "provider")["provider"].to_list()
     return (
         alt.Chart(frame, title=title)
         .mark_bar()
         .encode(
-            y=alt.Y("label:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
+            y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=320)),
             x=alt.X("cost:Q", title=money_title("Spend", currency), axis=_axis(currency)),
-            color=alt.Color("provider:N", title="Provider", scale=alt.Scale(scheme="tableau10")),
+            color=alt.Color("provider:N", title="Provider", scale=_scale(providers, PROVIDER_COLOURS), sort=providers),
             tooltip=[
                 "provider:N",
                 alt.Tooltip("label:N", title="Service"),
@@ -285,7 +314,9 @@ def daily_spend(
         scale = _workload_scale(frame["workload"].unique().to_list())
         colour = alt.Color("workload:N", title="Workload", scale=scale, sort=scale.domain)
     else:
-        colour = alt.Color(f"{by}:N", title=by.capitalize(), scale=alt.Scale(scheme="tableau10"))
+        names = sorted(frame[by].unique().to_list())
+        fixed = PROVIDER_COLOURS if by == "provider" else {UNALLOCATED.lower(): UNALLOCATED_COLOUR}
+        colour = alt.Color(f"{by}:N", title=by.capitalize(), scale=_scale(names, fixed))
     return (
         alt.Chart(frame, title=title)
         .mark_line(strokeWidth=2, interpolate="monotone")
@@ -334,7 +365,8 @@ class MoneyTable:
             rows.append(f"<tr>{cells}</tr>")
         caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
         return (
-            f'<table class="finops-table">{caption}<thead><tr>{head}</tr></thead>'
+            # JupyterLab typesets text between two "$" as LaTeX unless told not to.
+            f'<table class="finops-table tex2jax_ignore mathjax_ignore">{caption}<thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>"
         )
 
@@ -437,7 +469,8 @@ def offline_html(spec: dict[str, Any]) -> str:
 
     The script finds its ``<div>`` as its previous sibling (no generated ids, so the output is
     the same on every run) and waits for the ``finops:vega-ready`` event if the bundle — a
-    deferred module script — has not run yet.
+    deferred module script — has not run yet. Outside a report page (the document already
+    loaded and no ``vegaEmbed``) it says so instead of leaving a blank space.
     """
     return (
         '<div class="finops-chart"></div>'
@@ -446,7 +479,10 @@ def offline_html(spec: dict[str, Any]) -> str:
         f"var spec={_script_json(spec)};"
         "function draw(){window.vegaEmbed(el,spec,{actions:false,renderer:'svg'})"
         ".catch(function(e){el.textContent='Chart failed to draw: '+e;});}"
-        f"if(window.vegaEmbed){{draw();}}else{{window.addEventListener('{VEGA_READY_EVENT}',draw,{{once:true}});}}"
+        "if(window.vegaEmbed){draw();}"
+        f"else if(document.readyState==='loading'){{window.addEventListener('{VEGA_READY_EVENT}',draw,{{once:true}});}}"
+        # Shown outside a finops report page (e.g. JupyterLab with offline=True): no bundle will come.
+        "else{el.textContent='This chart draws in the finops HTML report; use the default Altair renderer here.';}"
         "})();</script>"
     )
 

@@ -45,6 +45,7 @@ class RuleInputs:
     usage: ir.StringValue  # SkuId | SkuMeter | ChargeDescription | ResourceType | SkuPriceDetails
     category: ir.StringValue  # ServiceCategory
     tag_keys: ir.ArrayValue  # lower-cased keys of Tags (NULL when a row has no tags)
+    workload_tag: ir.StringValue  # the value of a workload tag (see WORKLOAD_TAG_KEYS), else empty
 
     def provider_is(self, pattern: str) -> ir.BooleanValue:
         return _search(self.provider, pattern)
@@ -61,6 +62,10 @@ class RuleInputs:
 
     def has_tag_key(self, *keys: str) -> ir.BooleanValue:
         return ibis.or_(*(self.tag_keys.contains(key.lower()).fill_null(False) for key in keys))
+
+    def workload_tagged(self, pattern: str) -> ir.BooleanValue:
+        """The resource's workload tag (e.g. ``workload: inference``) matches ``pattern``."""
+        return _search(self.workload_tag, f"^ *({pattern}) *$")
 
 
 Predicate = Callable[[RuleInputs], ir.BooleanValue]
@@ -92,6 +97,17 @@ _AZURE_ML = "machine learning"
 _LLM_API_PROVIDERS = "^(openai|anthropic)"
 
 _FINE_TUNING = "fine[- _]?tun|customization"
+_EC2_GPU_FAMILIES = "p[2-9][a-z0-9-]*|gr?[3-9][a-z0-9]*"  # p4d, p5e, g5, g6e, gr6 …
+
+WORKLOAD_TAG_KEYS = ("workload", "Workload", "ai-workload", "ai_workload", "ml-workload")
+"""Tag keys whose value says what a GPU or accelerator instance does (inference, training, dev)."""
+
+
+def _accelerator_instance(f: RuleInputs) -> ir.BooleanValue:
+    """EC2 GPU / Inferentia / Trainium instances and Compute Engine GPUs and TPUs: the bill
+    says an accelerator ran, not whether it served users or trained a model."""
+    ec2 = f.service_is(_EC2) & f.usage_has(f"{_EDGE_BEFORE}({_EC2_GPU_FAMILIES}|inf[12][a-z]*|trn[12][a-z]*)[.]")
+    return ec2 | (f.service_is(_GCP_COMPUTE) & f.usage_has("gpu|nvidia|tpu"))
 
 RULES: list[Rule] = [
     # --- AWS SageMaker: the usage type names the job. Longer tokens before shorter ones.
@@ -120,27 +136,38 @@ RULES: list[Rule] = [
     # --- AWS Bedrock
     Rule("aws.bedrock.provisioned", "inference", "Bedrock provisioned throughput (ModelUnits)",
          lambda f: f.service_is(_BEDROCK) & f.usage_has("ModelUnits|model[- ]units|provisioned")),
-    Rule("aws.bedrock.customization", "training", "Bedrock model customization (fine-tuning, training, custom model storage)",
+    Rule("aws.bedrock.customization", "training",
+         "Bedrock model customization (fine-tuning, training, custom model storage)",
          lambda f: f.service_is(_BEDROCK) & (f.usage_has(_FINE_TUNING) | f.usage_token("train|training"))),
     Rule("aws.bedrock.invocation", "inference", "Bedrock model invocations (input/output tokens, batch, cache, images)",
-         lambda f: f.service_is(_BEDROCK) & f.usage_has("tokens?|images?|invocations?|characters|search[- ]?units|text[- ]?units")),
+         lambda f: f.service_is(_BEDROCK)
+         & f.usage_has("tokens?|images?|invocations?|characters|search[- ]?units|text[- ]?units")),
     Rule("aws.bedrock.other", "other AI", "other Bedrock usage",
          lambda f: f.service_is(_BEDROCK)),
+    # --- Accelerator instances whose owners tagged the workload: the tag knows better than the SKU.
+    Rule("tag.workload.inference", "inference", "accelerator instances tagged workload=inference|serving",
+         lambda f: _accelerator_instance(f) & f.workload_tagged("inference|serving|prod-inference")),
+    Rule("tag.workload.training", "training", "accelerator instances tagged workload=training",
+         lambda f: _accelerator_instance(f) & f.workload_tagged("training|train|fine-?tuning")),
+    Rule("tag.workload.development", "development", "accelerator instances tagged workload=development|dev|notebook",
+         lambda f: _accelerator_instance(f) & f.workload_tagged("development|dev|notebooks?|experiment(s|ation)?")),
     # --- AWS EC2 accelerated instances (instance type in the usage type or description)
     Rule("aws.ec2.inferentia", "inference", "EC2 Inferentia instances (inf1, inf2)",
          lambda f: f.service_is(_EC2) & f.usage_has(f"{_EDGE_BEFORE}inf[12][a-z]*[.]")),
     Rule("aws.ec2.trainium", "training", "EC2 Trainium instances (trn1, trn2)",
          lambda f: f.service_is(_EC2) & f.usage_has(f"{_EDGE_BEFORE}trn[12][a-z]*[.]")),
     Rule("aws.ec2.gpu", "other AI", "EC2 GPU instances (p*, g* families): AI work of unknown kind",
-         lambda f: f.service_is(_EC2) & f.usage_has(f"{_EDGE_BEFORE}(p[2-9][a-z0-9-]*|gr?[3-9][a-z0-9]*)[.]")),
+         lambda f: f.service_is(_EC2) & f.usage_has(f"{_EDGE_BEFORE}({_EC2_GPU_FAMILIES})[.]")),
     # --- Google Cloud Vertex AI (and the Gemini API): the SKU description names the job
     Rule("gcp.vertex.training", "training", "Vertex AI training, custom training, pipelines and tuning",
          lambda f: f.service_is(_VERTEX) & f.usage_has("training|pipelines?|tuning|" + _FINE_TUNING)),
-    Rule("gcp.vertex.prediction", "inference", "Vertex AI online/batch prediction and Gemini/PaLM input/output tokens",
+    Rule("gcp.vertex.prediction", "inference",
+         "Vertex AI online/batch prediction, Gemini/PaLM input/output tokens, Gemini API credits",
          lambda f: f.service_is(_VERTEX)
-         & f.usage_has("predictions?|tokens?|characters|(gemini|palm|imagen|claude|llama|codey|chirp).*(input|output)")),
+         & f.usage_has("predictions?|tokens?|characters|gemini api|(gemini|palm|imagen|claude|llama|codey|chirp).*(input|output)")),
     Rule("gcp.vertex.workbench", "development", "Vertex AI Workbench, notebooks and Colab Enterprise",
-         lambda f: f.service_is(_VERTEX) & (f.usage_has("workbench|notebooks?|colab") | f.service_is("workbench|notebooks|colab"))),
+         lambda f: f.service_is(_VERTEX)
+         & (f.usage_has("workbench|notebooks?|colab") | f.service_is("workbench|notebooks|colab"))),
     Rule("gcp.vertex.other", "other AI", "other Vertex AI usage (vector search, feature store, …)",
          lambda f: f.service_is(_VERTEX)),
     Rule("gcp.compute.accelerator", "other AI", "Compute Engine GPUs and Cloud TPUs: AI work of unknown kind",
@@ -148,12 +175,14 @@ RULES: list[Rule] = [
     # --- Azure OpenAI / AI Foundry and Azure Machine Learning
     Rule("azure.openai.fine-tuning", "training", "Azure OpenAI fine-tuning (training meters)",
          lambda f: f.provider_is(_AZURE) & f.service_is(_AZURE_OPENAI) & f.usage_has("training|" + _FINE_TUNING)),
-    Rule("azure.openai.tokens", "inference", "Azure OpenAI / AI Foundry token meters (e.g. 'gpt 4o 0513 Input global Tokens')",
+    Rule("azure.openai.tokens", "inference",
+         "Azure OpenAI / AI Foundry token meters (e.g. 'gpt 4o 0513 Input global Tokens')",
          lambda f: f.provider_is(_AZURE) & f.usage_token("tokens?")),
     Rule("azure.openai.provisioned", "inference", "Azure OpenAI provisioned throughput and fine-tuned model hosting",
          lambda f: f.provider_is(_AZURE) & f.service_is(_AZURE_OPENAI) & f.usage_has("provisioned|ptu|hosting")),
     Rule("azure.ml.endpoint", "inference", "Azure ML online endpoints (tags azuremlendpoint / azuremldeployment)",
-         lambda f: f.provider_is(_AZURE) & f.service_is(_AZURE_ML) & f.has_tag_key("azuremlendpoint", "azuremldeployment")),
+         lambda f: f.provider_is(_AZURE) & f.service_is(_AZURE_ML)
+         & f.has_tag_key("azuremlendpoint", "azuremldeployment")),
     Rule("azure.ml.compute", "training", "Azure ML compute without endpoint tags: training and batch jobs",
          lambda f: f.provider_is(_AZURE) & f.service_is(_AZURE_ML)),
     # --- Model API providers billed directly
@@ -170,14 +199,21 @@ RULES: list[Rule] = [
 
 
 def _rule_inputs(charges: ibis.Table) -> ibis.Table:
-    """``charges`` plus the text columns rules read, built once (NULLs as empty text)."""
-    usage_parts = [charges.SkuId, charges.SkuMeter, charges.ChargeDescription, charges.ResourceType, charges.SkuPriceDetails]
+    """``charges`` plus the columns rules read (prefixed ``_rule_``; NULL text as empty text)."""
+    usage_parts = [
+        charges.SkuId,
+        charges.SkuMeter,
+        charges.ChargeDescription,
+        charges.ResourceType,
+        charges.SkuPriceDetails,
+    ]
     return charges.mutate(
         _rule_provider=charges.ProviderName.fill_null(""),
         _rule_service=charges.ServiceName.fill_null(""),
         _rule_usage=ibis.literal(" | ").join([part.fill_null("") for part in usage_parts]),
         _rule_category=charges.ServiceCategory.fill_null(""),
         _rule_tag_keys=charges.Tags.keys().map(lambda key: key.lower()),
+        _rule_workload_tag=ibis.coalesce(*(charges.Tags.get(key) for key in WORKLOAD_TAG_KEYS), ibis.literal("")),
     )
 
 
@@ -211,12 +247,15 @@ def classify(charges: ibis.Table, rules: list[Rule] | None = None) -> ibis.Table
         usage=staged._rule_usage,
         category=staged._rule_category,
         tag_keys=staged._rule_tag_keys,
+        workload_tag=staged._rule_workload_tag,
     )
     conditions = [rule.when(inputs) for rule in rules]
+    # Two parallel CASEs rather than one CASE for a rule index looked up twice: DuckDB inlines
+    # expressions, and a lookup over an inlined CASE evaluates it once per lookup branch.
     workload = ibis.cases(*((cond, rule.workload) for cond, rule in zip(conditions, rules, strict=True)))
     rule_id = ibis.cases(*((cond, rule.id) for cond, rule in zip(conditions, rules, strict=True)))
-    helper_columns = [c for c in staged.columns if c.startswith("_rule_")]
-    return staged.mutate(workload=workload, workload_rule=rule_id).drop(*helper_columns)
+    classified = staged.mutate(workload=workload, workload_rule=rule_id)
+    return classified.drop(*(c for c in classified.columns if c.startswith("_rule_")))
 
 
 def is_ai(classified: ibis.Table) -> ir.BooleanValue:

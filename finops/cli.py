@@ -24,8 +24,8 @@ from rich.table import Table
 
 from finops.exceptions import FinopsError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 OUTPUT_FORMATS = ("table", "csv", "json")
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from finops.periods import Quarter
 
 CURRENCY_SYMBOLS: dict[str, str] = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CAD": "CA$", "AUD": "A$"}
 """Currencies written with a symbol before the amount; any other code is written after it."""
@@ -86,6 +89,25 @@ def format_share(value: Decimal | float | None, *, digits: int = 1) -> str:
     return format_percent(Decimal(str(value)) * 100, digits=digits)
 
 
+def heading(quarter: Quarter | str, company: str, basis: str = "effective", currency: str = "USD") -> str:
+    """The review's title and the line under it, as Markdown: which quarter, whose, which cost.
+
+    >>> print(heading("2026Q3", "Example Corp"))
+    # AI spend review, 2026Q3
+    <BLANKLINE>
+    Example Corp · billing months July to September 2026 · effective cost (commitments amortized), USD
+    """
+    from finops.periods import Quarter
+
+    q = Quarter.parse(quarter)
+    months = q.months()
+    cost = "effective cost (commitments amortized)" if basis == "effective" else "billed cost (as invoiced)"
+    return (
+        f"# AI spend review, {q.label}\n\n"
+        f"{company} · billing months {months[0]:%B} to {months[-1]:%B %Y} · {cost}, {currency.upper()}"
+    )
+
+
 def total_ai_spend_line(summary: pl.DataFrame, currency: str = "USD") -> str:
     """``Total AI spend 2026Q3: $1,234,567.89`` from a :func:`finops.spend.quarter_summary` row.
 
@@ -101,6 +123,8 @@ def total_ai_spend_line(summary: pl.DataFrame, currency: str = "USD") -> str:
 
 def executive_summary(summary: pl.DataFrame, top: pl.DataFrame, currency: str = "USD") -> str:
     """The review's first screen, as Markdown: AI spend, its change, inference share, top spenders.
+
+    Dollar signs are escaped (``\\$``): Jupyter reads text between two ``$`` as LaTeX.
 
     Parameters
     ----------
@@ -124,14 +148,16 @@ def executive_summary(summary: pl.DataFrame, top: pl.DataFrame, currency: str = 
     ...     "training_cost": [Decimal("20")], "training_share": [0.2]})
     >>> top = pl.DataFrame({"department": ["Research"], "ai_cost": [Decimal("60")], "share": [0.6]})
     >>> print(executive_summary(summary, top))
-    **AI spend in 2026Q3 was $100.00**, up 25.0% from $80.00 the quarter before. AI was 25.0% of all cloud spend ($400.00).
+    **AI spend in 2026Q3 was \\$100.00**, up 25.0% from \\$80.00 the quarter before. AI was 25.0% of all cloud spend (\\$400.00).
     <BLANKLINE>
-    **Inference was 70.0% of AI spend** ($70.00); training 20.0% ($20.00).
+    **Inference was 70.0% of AI spend** (\\$70.00); training 20.0% (\\$20.00).
     <BLANKLINE>
-    **Largest AI spenders:** Research $60.00 (60.0%).
+    **Largest AI spenders:** Research \\$60.00 (60.0%).
     """
     row = _one_row(summary, "quarter_summary")
-    money = lambda value: format_money(value, currency)  # noqa: E731 - local shorthand
+
+    def money(value: Decimal | None) -> str:
+        return markdown_text(format_money(value, currency))
 
     headline = f"**AI spend in {row['quarter']} was {money(row['ai_cost'])}**"
     previous = row.get("previous_ai_cost")
@@ -163,6 +189,15 @@ def executive_summary(summary: pl.DataFrame, top: pl.DataFrame, currency: str = 
     else:
         leaders = "**Largest AI spenders:** no AI spend was attributed to a department this quarter."
     return "\n\n".join([headline, mix, leaders])
+
+
+def markdown_text(text: str) -> str:
+    r"""``text`` safe in Markdown that Jupyter renders: ``$`` escaped, or two amounts become math.
+
+    >>> markdown_text("$1.00 to $2.00")
+    '\\$1.00 to \\$2.00'
+    """
+    return text.replace("$", r"\$")
 
 
 def _direction(change_pct: Decimal | float) -> str:

@@ -120,12 +120,11 @@ def month_coverage_expr(charges: ibis.Table) -> ibis.Table:
     ``rows`` and ``reach``: the latest ChargePeriodEnd (BillingPeriodEnd where it is
     missing) among the month's charges. Small: one row per month, whatever the table's size.
     """
-    month = charges.BillingPeriodStart.truncate("M").date()
-    reach = charges.ChargePeriodEnd.coalesce(charges.BillingPeriodEnd)
+    billed = charges.filter(charges.BillingPeriodStart.notnull())
+    reach = billed.ChargePeriodEnd.coalesce(billed.BillingPeriodEnd)
     return (
-        charges.filter(charges.BillingPeriodStart.notnull())
-        .group_by(month=month)
-        .aggregate(rows=charges.count(), reach=reach.max())
+        billed.group_by(month=billed.BillingPeriodStart.truncate("M").date())
+        .aggregate(rows=billed.count(), reach=reach.max())
         .order_by("month")
     )
 

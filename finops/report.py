@@ -156,9 +156,13 @@ def render_notebook(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    out_dir = Path(out_dir)
+    # Absolute: papermill changes the working directory to `cwd` while the notebook runs.
+    out_dir = Path(out_dir).resolve()
+    notebook = Path(notebook).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = report_paths(out_dir, stem)
+    # Our own ipykernel: keep its start-up chatter (a warning about local TCP) off the terminal.
+    quiet = {} if kernel_name else {"extra_arguments": ["--IPKernelApp.log_level=ERROR"]}
     try:
         papermill.execute_notebook(
             input_path=str(notebook),
@@ -166,26 +170,39 @@ def render_notebook(
             parameters=parameters,
             kernel_name=kernel_name or kernel_for_this_python(),
             progress_bar=progress,
-            cwd=str(Path(notebook).resolve().parent),  # the notebook's own relative paths work as in JupyterLab
+            cwd=str(notebook.parent),  # the notebook's own relative paths work as in JupyterLab
             execution_timeout=timeout,
+            **quiet,
         )
     except PapermillExecutionError as exc:
         failed = _keep_failed(paths)
         raise ReportError(
-            f"{Path(notebook).name}: cell {exc.cell_index} ({_first_line(exc.source)}) failed with "
-            f"{exc.ename}: {_one_line(exc.evalue)}; nothing was published",
-            hint=f"the executed notebook, with the error, is {failed}",
+            f"{notebook.name}: cell {exc.cell_index} ({_first_line(exc.source)}) failed with "
+            f"{exc.ename}: {_one_line(exc.evalue)}. Nothing was published; the executed notebook, "
+            f"with the traceback, is {failed}",
+            hint="open that notebook in JupyterLab to see the failing cell in context",
         ) from exc
     except Exception as exc:  # kernel died, cell timeout, kernel not found, …
         failed = _keep_failed(paths)
         where = f"; the executed notebook is {failed}" if failed.exists() else ""
         raise ReportError(
-            f"{Path(notebook).name} could not be run: {type(exc).__name__}: {_one_line(str(exc))}; nothing was published",
-            hint=f"check the kernel and the notebook{where}",
+            f"{notebook.name} could not be run: {type(exc).__name__}: {_one_line(str(exc))}."
+            f" Nothing was published{where}",
+            hint="check that the notebook's kernel starts (`jupyter kernelspec list`) and the notebook opens",
         ) from exc
+    except BaseException:  # Ctrl-C: an interrupted run is a failed run
+        _keep_failed(paths)
+        raise
 
     paths["failed"].unlink(missing_ok=True)
-    html = export_html(paths["notebook"], title=title)
+    try:
+        html = export_html(paths["notebook"], title=title)
+    except Exception as exc:
+        paths["html"].unlink(missing_ok=True)
+        raise ReportError(
+            f"{notebook.name} ran, but converting it to HTML failed: {type(exc).__name__}: {_one_line(str(exc))}."
+            f" Nothing was published; the executed notebook is {paths['notebook']}",
+        ) from exc
     _write_atomically(paths["html"], html)
     return paths["html"]
 
@@ -209,8 +226,11 @@ def export_html(executed: Path, *, title: str) -> str:
 
 def _exporter() -> Any:
     from nbconvert import HTMLExporter
+    from traitlets.config import Config
 
     return HTMLExporter(
+        # Pygments styles are for code, and the report shows none.
+        config=Config({"CSSHTMLHeaderPreprocessor": {"enabled": False}}),
         template_name=TEMPLATE_NAME,
         extra_template_basedirs=[str(TEMPLATES_DIR)],
         exclude_input=True,

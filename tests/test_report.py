@@ -1,0 +1,264 @@
+"""The quarterly review: executed by papermill, published as one offline HTML file.
+
+A small hand-made company is loaded into a real warehouse: a few line items with a fixed
+cost per day, so the quarter's AI spend is known from the inputs (daily cost × days) without
+asking finops. The review is rendered once per module and read like a CFO's browser would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from finops import narrative, report, spend
+from finops.config import load_config
+from finops.exceptions import ReportError
+from finops.warehouse import PARTITION_COLUMNS, Warehouse
+
+QUARTER = "2026Q3"
+Q3_START, Q3_END = date(2026, 7, 1), date(2026, 10, 1)
+
+CONFIG = """
+[company]
+name = "Fixture Robotics"
+currency = "USD"
+
+[allocation]
+basis = "effective"
+tag_keys = ["team"]
+
+[[departments]]
+name = "Research"
+sub_accounts = ["012345678901"]
+
+[[departments]]
+name = "Product"
+sub_accounts = ["product-prod"]
+tag_values = ["product"]
+
+[[departments]]
+name = "Platform"
+sub_accounts = ["210987654321"]
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class LineItem:
+    """One kind of charge, repeated daily from ``start`` to ``end`` (exclusive) at ``daily`` USD."""
+
+    provider: str
+    billing_account: str
+    sub_account: str | None
+    service: str
+    category: str
+    sku: str
+    daily: Decimal
+    start: date
+    end: date
+    ai: bool
+    team: str | None = None
+
+    def cost_between(self, start: date, end: date) -> Decimal:
+        days = (min(end, self.end) - max(start, self.start)).days
+        return self.daily * max(days, 0)
+
+
+LINE_ITEMS = [
+    LineItem("AWS", "999900001111", "012345678901", "Amazon Bedrock", "AI and Machine Learning",
+             "USE1-Claude3Sonnet-input-tokens", Decimal("120.55"), date(2025, 7, 1), Q3_END, ai=True),
+    LineItem("AWS", "999900001111", "012345678901", "Amazon SageMaker", "AI and Machine Learning",
+             "USE1-Train:ml.p4d.24xlarge", Decimal("310.27"), date(2026, 7, 1), Q3_END, ai=True),
+    LineItem("AWS", "999900001111", "012345678901", "Amazon SageMaker", "AI and Machine Learning",
+             "USE1-Train:ml.g5.12xlarge", Decimal("95.13"), date(2026, 4, 1), date(2026, 7, 1), ai=True),
+    LineItem("AWS", "999900001111", "210987654321", "Amazon SageMaker", "AI and Machine Learning",
+             "USE1-Studio:KernelGateway-ml.t3.medium", Decimal("12.34"), date(2025, 7, 1), Q3_END, ai=True),
+    LineItem("AWS", "999900001111", "210987654321", "Amazon Simple Storage Service", "Storage",
+             "USE1-TimedStorage-ByteHrs", Decimal("40.01"), date(2025, 7, 1), Q3_END, ai=False),
+    LineItem("Google Cloud", "01A2B3-C4D5E6-F7G8H9", "product-prod", "Vertex AI", "AI and Machine Learning",
+             "Online Prediction: n1-standard-4", Decimal("75.10"), date(2026, 1, 1), Q3_END, ai=True),
+    LineItem("OpenAI", "org-fixture", None, "OpenAI API", "AI and Machine Learning",
+             "gpt-4o input tokens", Decimal("20.02"), date(2026, 5, 15), Q3_END, ai=True, team="product"),
+]  # fmt: skip
+
+
+def expected_ai_spend(start: date, end: date) -> Decimal:
+    """AI spend from the line items themselves: daily cost × days in the period."""
+    return sum((item.cost_between(start, end) for item in LINE_ITEMS if item.ai), Decimal(0))
+
+
+def _sql_text(value: str | None) -> str:
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def build_review_warehouse(path: Path) -> Warehouse:
+    """Load LINE_ITEMS, one row per item and day, into a new warehouse at ``path``."""
+    wh = Warehouse(path, lock_timeout=5)
+    items = ",\n".join(
+        f"({_sql_text(i.provider)}, {_sql_text(i.billing_account)}, {_sql_text(i.sub_account)}, {_sql_text(i.service)},"
+        f" {_sql_text(i.category)}, {_sql_text(i.sku)}, {i.daily}, DATE '{i.start}', DATE '{i.end}', {_sql_text(i.team)})"
+        for i in LINE_ITEMS
+    )
+
+    def rows_sql(batch_id: int) -> str:
+        return f"""
+            SELECT 'fixture' AS x_Source, {batch_id} AS x_BatchId,
+                   li.billing_account AS BillingAccountId, 'USD' AS BillingCurrency,
+                   date_trunc('month', d) AS BillingPeriodStart,
+                   date_trunc('month', d) + INTERVAL 1 MONTH AS BillingPeriodEnd,
+                   d AS ChargePeriodStart, d + INTERVAL 1 DAY AS ChargePeriodEnd,
+                   'Usage' AS ChargeCategory, 'Usage-Based' AS ChargeFrequency,
+                   li.provider AS ProviderName, li.provider AS InvoiceIssuerName,
+                   li.sub_account AS SubAccountId, li.service AS ServiceName, li.category AS ServiceCategory,
+                   li.sku AS SkuId, li.sku AS ChargeDescription,
+                   CAST(li.daily AS DECIMAL(38, 10)) AS BilledCost,
+                   CAST(li.daily AS DECIMAL(38, 10)) AS EffectiveCost,
+                   CAST(li.daily * 1.25 AS DECIMAL(38, 10)) AS ListCost,
+                   CASE WHEN li.team IS NULL THEN NULL ELSE MAP {{'team': li.team}} END AS Tags
+            FROM (VALUES {items}) AS li(provider, billing_account, sub_account, service, category, sku, daily,
+                                        start_day, end_day, team)
+            CROSS JOIN generate_series(TIMESTAMP '2025-07-01', TIMESTAMP '2026-09-30', INTERVAL 1 DAY) AS days(d)
+            WHERE d >= li.start_day AND d < li.end_day
+        """
+
+    expected_rows = sum((min(i.end, Q3_END) - i.start).days for i in LINE_ITEMS)
+    with wh.load("fixture", "tests/test_report.py") as batch:
+        batch.replace_partitions(
+            "charges", rows_sql(batch.batch_id), partition_by=PARTITION_COLUMNS, rows_read=expected_rows
+        )
+    return wh
+
+
+@pytest.fixture(scope="module")
+def company(tmp_path_factory) -> tuple[Warehouse, Path]:
+    folder = tmp_path_factory.mktemp("company")
+    config = folder / "finops.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    return build_review_warehouse(folder / "warehouse.duckdb"), config
+
+
+@pytest.fixture(scope="module")
+def rendered(company, tmp_path_factory) -> tuple[Path, str]:
+    wh, config = company
+    out_dir = tmp_path_factory.mktemp("reports")
+    html_path = report.render_quarterly(QUARTER, warehouse=wh.path, config=config, out_dir=out_dir, progress=False)
+    return html_path, html_path.read_text(encoding="utf-8")
+
+
+def test_review_states_the_quarters_ai_spend(company, rendered):
+    wh, config = company
+    html_path, html = rendered
+    assert html_path == html_path.parent / f"quarterly-review-{QUARTER}.html"
+    summary = spend.quarter_summary(wh, load_config(config), QUARTER)
+    # The figure the notebook prints is the warehouse's, and the warehouse's is the inputs'.
+    assert summary["ai_cost"][0] == expected_ai_spend(Q3_START, Q3_END)
+    line = narrative.total_ai_spend_line(summary, "USD")
+    assert line == f"Total AI spend {QUARTER}: {narrative.format_money(expected_ai_spend(Q3_START, Q3_END))}"
+    assert line in html
+    # The executive summary names the change against the quarter before, from the inputs too.
+    previous = expected_ai_spend(date(2026, 4, 1), Q3_START)
+    assert narrative.format_money(previous) in html
+    assert "Research" in html and "Product" in html
+
+
+def test_review_needs_nothing_from_the_network(rendered):
+    _, html = rendered
+    external = re.compile(
+        r"""<script[^>]*\bsrc\s*=\s*["']?\s*(https?:)?//"""
+        r"""|<link[^>]*\bhref\s*=\s*["']?\s*(https?:)?//"""
+        r"""|@import\s+(url\()?\s*["']?\s*(https?:)?//"""
+        r"""|url\(\s*["']?\s*(https?:)?//""",
+        re.IGNORECASE,
+    )
+    assert external.findall(html) == []
+    assert not re.search(r"<script[^>]*\bsrc\s*=", html), "every script is inline"
+    assert not re.search(r"<link[^>]*rel=[\"']?stylesheet", html), "every style is inline"
+
+
+def test_review_inlines_vega_once_and_draws_every_chart_with_it(rendered):
+    _, html = rendered
+    scripts = re.findall(r"<script[^>]*>", html)
+    assert scripts.count('<script id="finops-vega-bundle" type="module">') == 1
+    assert len(re.findall(r"window\.vegaEmbed\s*=", html)) == 1  # defined once, in that bundle
+    bundle = re.search(r'<script id="finops-vega-bundle" type="module">(.*?)</script>', html, re.DOTALL)
+    assert bundle and len(bundle.group(1)) > 300_000  # Vega, Vega-Lite and Vega-Embed themselves
+    # Four charts, each a div plus a script waiting for the inlined bundle; none from a CDN.
+    assert html.count('<div class="finops-chart"></div>') == 4
+    assert "cdn.jsdelivr.net" not in html and "require.js" not in html
+    assert len(html) < 3_000_000
+
+
+def test_review_shows_no_code_prompts_or_stderr(rendered):
+    _, html = rendered
+    assert "jp-InputArea-editor" not in html  # no code input was rendered
+    assert "charts.money(" not in html and "spend.quarter_summary(" not in html
+    assert "In&nbsp;[" not in html and "Out[" not in html
+    assert 'data-mime-type="application/vnd.jupyter.stderr"' not in html
+
+
+def test_money_tables_show_exact_cents(company, rendered):
+    wh, config = company
+    _, html = rendered
+    research = sum(
+        (i.cost_between(Q3_START, Q3_END) for i in LINE_ITEMS if i.ai and i.sub_account == "012345678901"), Decimal(0)
+    )
+    assert f'<td class="num">{narrative.format_money(research)}</td>' in html
+
+
+def test_failed_run_publishes_nothing_and_names_the_cell(company, tmp_path):
+    wh, config = company
+    stale = tmp_path / "quarterly-review-1999Q1.html"
+    stale.write_text("an old review", encoding="utf-8")
+    with pytest.raises(ReportError) as caught:
+        report.render_quarterly("1999Q1", warehouse=wh.path, config=config, out_dir=tmp_path, progress=False)
+    message = str(caught.value)
+    assert "spend.quarter_summary" in message  # the failing cell's first line
+    assert re.search(r"cell \d+", message)
+    assert "AnalysisError" in message and "no charges billed in 1999Q1" in message
+    failed = tmp_path / "quarterly-review-1999Q1.failed.ipynb"
+    assert str(failed) in message
+    assert not stale.exists()
+    assert not (tmp_path / "quarterly-review-1999Q1.ipynb").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [failed.name]
+    errors = [o for c in nbformat.read(failed, as_version=4).cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert [e.ename for e in errors] == ["AnalysisError"]
+
+
+def test_a_raising_cell_in_another_notebook_is_named(company, tmp_path, monkeypatch):
+    wh, config = company
+    notebook = nbformat.read(report.notebook_path(report.QUARTERLY_NOTEBOOK), as_version=4)
+    # Right after the parameters, so the kernel fails before the slow imports.
+    notebook.cells.insert(1, nbformat.v4.new_code_cell('raise RuntimeError("ledger out of balance")\nx = 1'))
+    copy = tmp_path / "broken.ipynb"
+    nbformat.write(notebook, copy)
+    monkeypatch.chdir(tmp_path)  # a relative --out stays relative to where the command ran
+    with pytest.raises(ReportError, match=r"cell 2 \('raise RuntimeError.*RuntimeError: ledger out of balance"):
+        report.render_quarterly(QUARTER, warehouse=wh.path, config=config, out_dir=Path("out"), progress=False, notebook=copy)
+    assert not (tmp_path / "out" / f"quarterly-review-{QUARTER}.html").exists()
+    assert (tmp_path / "out" / f"quarterly-review-{QUARTER}.failed.ipynb").exists()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+def test_charts_draw_in_a_browser_without_network(rendered, tmp_path):
+    """Chromium with no network draws every chart as SVG (skipped where chromium is missing)."""
+    import subprocess
+
+    html_path, _ = rendered
+    command = [
+        "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", html_path.as_uri(),
+    ]  # fmt: skip
+    if shutil.which("unshare"):
+        probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+        if probe.returncode == 0:
+            command = ["unshare", "-n", *command]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
+    assert dom.count('class="finops-chart vega-embed"') == 4  # vega-embed took every chart
+    assert len(re.findall(r'<svg[^>]*class="marks"', dom)) == 4  # and drew each as SVG
