@@ -9,7 +9,8 @@ Vertex AI ``Custom Training …`` SKU is a training job. This module turns those
 to the rule that put it there, and a wrong call is fixed by editing one rule.
 
 Rules look at the provider and service names, the text that carries a usage type (SkuId,
-SkuMeter, ChargeDescription, ResourceType, SkuPriceDetails, matched together because
+SkuMeter, ChargeDescription, ResourceType, SkuPriceDetails and the native x_UsageType,
+x_Operation and x_InstanceType, matched together because
 exports put it in different places), ServiceCategory, and the tag keys. Patterns are
 case-insensitive regular expressions written without backslashes, so the same expression
 runs on DuckDB (RE2) and Spark (Java regex).
@@ -42,7 +43,7 @@ class RuleInputs:
 
     provider: ir.StringValue  # ProviderName
     service: ir.StringValue  # ServiceName
-    usage: ir.StringValue  # SkuId | SkuMeter | ChargeDescription | ResourceType | SkuPriceDetails
+    usage: ir.StringValue  # SkuId | SkuMeter | ChargeDescription | ResourceType | SkuPriceDetails | x_UsageType | …
     category: ir.StringValue  # ServiceCategory
     tag_keys: ir.ArrayValue  # lower-cased keys of Tags (NULL when a row has no tags)
     workload_tag: ir.StringValue  # the value of a workload tag (see WORKLOAD_TAG_KEYS), else empty
@@ -206,6 +207,9 @@ def _rule_inputs(charges: ibis.Table) -> ibis.Table:
         charges.ChargeDescription,
         charges.ResourceType,
         charges.SkuPriceDetails,
+        charges.x_UsageType,
+        charges.x_Operation,
+        charges.x_InstanceType,
     ]
     return charges.mutate(
         _rule_provider=charges.ProviderName.fill_null(""),

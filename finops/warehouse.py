@@ -22,10 +22,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,7 +129,23 @@ LINEAGE_COLUMNS: dict[str, str] = {
     "x_SourceRow": "BIGINT",  # 1-based data row within that file
 }
 
-CHARGES_COLUMNS: dict[str, str] = {**FOCUS_COLUMNS, **LINEAGE_COLUMNS}
+# Native-export details FOCUS has no column for, kept because analyses need them (schema v2).
+NATIVE_COLUMNS: dict[str, str] = {
+    "x_UsageType": "VARCHAR",  # AWS line_item_usage_type, GCP SKU description, Azure meter name
+    "x_Operation": "VARCHAR",  # AWS line_item_operation
+    "x_LineItemType": "VARCHAR",  # AWS line_item_line_item_type, Azure ChargeType, GCP cost_type
+    "x_PricingModel": "VARCHAR",  # OnDemand, Reservation, SavingsPlan, Spot, …
+    "x_InstanceType": "VARCHAR",  # p4d.24xlarge, Standard_ND96asr_v4, a2-highgpu-1g, …
+    "x_Model": "VARCHAR",  # the model a managed-model meter bills (gpt-4o, claude-3-5-sonnet, …)
+    "x_TokenDirection": "VARCHAR",  # input, output, cached input, cache write
+    "x_CreditAmount": MONEY,  # GCP: sum of credits (negative), already inside BilledCost
+    "x_CreditTypes": "VARCHAR[]",  # GCP: credit types (COMMITTED_USAGE_DISCOUNT, PROMOTION, …)
+    "x_ExportId": "VARCHAR",  # the delivery: AWS manifest assemblyId, Azure run, GCP export_time
+}
+
+CHARGES_V1_COLUMNS: dict[str, str] = {**FOCUS_COLUMNS, **LINEAGE_COLUMNS}
+CHARGES_COLUMNS: dict[str, str] = {**CHARGES_V1_COLUMNS, **NATIVE_COLUMNS}
+"""Every column of `charges` at the current schema version."""
 
 LLM_REQUESTS_COLUMNS: dict[str, str] = {
     "period_start": "TIMESTAMP",
@@ -169,7 +186,7 @@ def _create_table(name: str, columns: dict[str, str]) -> str:
 # (ALTER TABLE … ADD COLUMN …); never edit a migration that has shipped.
 MIGRATIONS: list[list[str]] = [
     [  # 1: the foundation
-        _create_table("charges", CHARGES_COLUMNS),
+        _create_table("charges", CHARGES_V1_COLUMNS),
         _create_table("llm_requests", LLM_REQUESTS_COLUMNS),
         """CREATE TABLE IF NOT EXISTS ingest_batches (
             batch_id BIGINT PRIMARY KEY,
@@ -194,6 +211,47 @@ MIGRATIONS: list[list[str]] = [
             column_name VARCHAR,
             reason VARCHAR NOT NULL,
             raw_row JSON
+        )""",
+    ],
+    [  # 2: native cloud exports (issue 4): their details, connector state, SKU prices, projects
+        *(f'ALTER TABLE charges ADD COLUMN IF NOT EXISTS "{c}" {t}' for c, t in NATIVE_COLUMNS.items()),
+        # What a source needs to know next time (a manifest's checksum, a watermark), written in
+        # the same transaction as the data it describes: state and data never disagree.
+        """CREATE TABLE IF NOT EXISTS source_state (
+            source_kind VARCHAR NOT NULL,
+            state_key VARCHAR NOT NULL,
+            value JSON,
+            batch_id BIGINT,
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (source_kind, state_key)
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS sku_prices (
+            provider VARCHAR NOT NULL,
+            service_id VARCHAR,
+            service_name VARCHAR,
+            sku_id VARCHAR NOT NULL,
+            sku_description VARCHAR,
+            resource_family VARCHAR,
+            resource_group VARCHAR,
+            usage_type VARCHAR,
+            regions VARCHAR[],
+            pricing_unit VARCHAR,
+            pricing_unit_description VARCHAR,
+            tier_start_amount {MONEY},
+            unit_price {MONEY},
+            currency VARCHAR,
+            effective_time TIMESTAMP,
+            x_Source VARCHAR,
+            x_BatchId BIGINT
+        )""",
+        """CREATE TABLE IF NOT EXISTS billing_projects (
+            provider VARCHAR NOT NULL,
+            billing_account_id VARCHAR,
+            project_id VARCHAR NOT NULL,
+            project_name VARCHAR,
+            billing_enabled BOOLEAN,
+            x_Source VARCHAR,
+            x_BatchId BIGINT
         )""",
     ],
 ]
@@ -349,6 +407,18 @@ class Warehouse:
     def exists(self) -> bool:
         return self.path.exists()
 
+    def source_state(self, source_kind: str, prefix: str = "") -> dict[str, Any]:
+        """State a source saved with its loads (see :meth:`LoadBatch.replace_partitions`):
+        ``{key: value}`` for keys starting with ``prefix``; empty for a new warehouse."""
+        if not self.path.exists():
+            return {}
+        with self.writer() as con:  # a source asks just before it loads: migrate now if needed
+            rows = con.execute(
+                "SELECT state_key, value FROM source_state WHERE source_kind = ? AND starts_with(state_key, ?)",
+                [source_kind, prefix],
+            ).fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
     @staticmethod
     @contextlib.contextmanager
     def scratch() -> Iterator[duckdb.DuckDBPyConnection]:
@@ -490,13 +560,16 @@ class LoadBatch:
         partition_by: Sequence[str],
         rows_read: int,
         quarantine_sql: str | None = None,
+        state: Mapping[str, Any] | None = None,
     ) -> LoadResult:
         """Replace every partition that ``rows_sql`` touches, in one transaction.
 
         ``rows_sql`` selects the rows to load, with the target table's column names (missing
         columns become NULL). Rows of ``table`` whose ``partition_by`` values appear in it are
         deleted first. ``quarantine_sql`` selects rows for the ``quarantine`` table (file,
-        row_number, column_name, reason, raw_row).
+        row_number, column_name, reason, raw_row). ``state`` (key → JSON-able value) is saved
+        in ``source_state`` for this batch's source kind in the same transaction, e.g. the
+        checksum of the manifest just loaded, so the next run can tell what changed.
         """
         con = self.con
         keys = ", ".join(f'"{c}"' for c in partition_by)
@@ -525,6 +598,8 @@ class LoadBatch:
                     f"batch {self.batch_id}: {rows_read} rows read but {loaded} loaded + {quarantined} quarantined;"
                     " nothing was written"
                 )
+            if state:
+                self._save_state(state)
             con.execute(
                 "UPDATE ingest_batches SET status = 'succeeded', ended_at = ?, partitions = ?, rows_read = ?,"
                 " rows_loaded = ?, rows_quarantined = ?, rows_replaced = ? WHERE batch_id = ?",
@@ -537,6 +612,13 @@ class LoadBatch:
             raise
         self.finished = True
         return LoadResult(self.batch_id, rows_read, loaded, quarantined, replaced, partitions)
+
+    def _save_state(self, state: Mapping[str, Any]) -> None:
+        self.con.executemany(
+            "INSERT OR REPLACE INTO source_state (source_kind, state_key, value, batch_id, updated_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [[self.source_kind, key, json.dumps(value, default=str), self.batch_id, _utcnow()] for key, value in state.items()],
+        )
 
 
 def _utcnow() -> datetime:

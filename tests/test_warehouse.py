@@ -9,6 +9,8 @@ import sys
 import textwrap
 import time
 
+from decimal import Decimal
+
 import pytest
 
 from connectors import focus
@@ -111,15 +113,47 @@ def test_a_new_migration_upgrades_an_existing_warehouse_and_keeps_its_data(tmp_p
     written = write_csv(tmp_path / "a.csv", make_rows(12), "1.0")
     focus.ingest(wh, [written.path])
     # A later version of finops ships migration N+1.
+    n = warehouse_module.SCHEMA_VERSION
     monkeypatch.setattr(warehouse_module, "MIGRATIONS",
                         [*warehouse_module.MIGRATIONS, ["ALTER TABLE charges ADD COLUMN x_Future VARCHAR"]])
     monkeypatch.setattr(warehouse_module, "SCHEMA_VERSION", len(warehouse_module.MIGRATIONS))
-    with pytest.raises(SchemaVersionError, match="has schema version 1, this finops needs 2") as err:
+    with pytest.raises(SchemaVersionError, match=f"has schema version {n}, this finops needs {n + 1}") as err:
         wh.query("SELECT 1")
     assert "finops migrate" in err.value.hint
     wh.migrate()
     assert wh.query("SELECT count(*), count(x_Future), sum(BilledCost) FROM charges").row(0) == (
         12, 0, written.total("BilledCost"))
+
+
+def test_a_version_1_warehouse_gains_the_native_columns_and_state_tables(tmp_path, monkeypatch):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    monkeypatch.setattr(warehouse_module, "MIGRATIONS", warehouse_module.MIGRATIONS[:1])
+    monkeypatch.setattr(warehouse_module, "SCHEMA_VERSION", 1)
+    written = write_csv(tmp_path / "a.csv", make_rows(7), "1.2")
+    focus.ingest(wh, [written.path])
+    monkeypatch.undo()
+    # The connector asks for its state first: that upgrades the warehouse.
+    assert wh.source_state("aws-cur") == {}
+    columns = set(wh.query("SELECT column_name FROM information_schema.columns WHERE table_name = 'charges'")["column_name"])
+    assert set(warehouse_module.CHARGES_COLUMNS) == columns
+    assert wh.query("SELECT count(*), sum(BilledCost), count(x_UsageType) FROM charges").row(0) == (
+        7, written.total("BilledCost"), 0)
+    assert wh.query("SELECT max(version) FROM schema_version").item() == warehouse_module.SCHEMA_VERSION
+
+
+def test_source_state_is_saved_with_the_load_it_describes(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    with wh.load("test", "mem://") as batch:
+        batch.stage("rows", "SELECT 'test' AS x_Source, 'acct' AS BillingAccountId, TIMESTAMP '2026-07-01' AS BillingPeriodStart, 1.5::DECIMAL(38,10) AS BilledCost")
+        batch.replace_partitions("charges", "SELECT * FROM rows", partition_by=warehouse_module.PARTITION_COLUMNS,
+                                 rows_read=1, state={"manifest/2026-07": {"sha256": "abc"}})
+    # A load that fails inside its transaction (here: a row unaccounted for) keeps neither.
+    with pytest.raises(WarehouseError, match="2 rows read but 1 loaded"), wh.load("test", "mem://") as batch:
+        batch.stage("rows", "SELECT 'test' AS x_Source, 'acct' AS BillingAccountId, TIMESTAMP '2026-07-01' AS BillingPeriodStart, 9::DECIMAL(38,10) AS BilledCost")
+        batch.replace_partitions("charges", "SELECT * FROM rows", partition_by=warehouse_module.PARTITION_COLUMNS,
+                                 rows_read=2, state={"manifest/2026-07": {"sha256": "def"}})
+    assert wh.source_state("test", "manifest/") == {"manifest/2026-07": {"sha256": "abc"}}
+    assert wh.query("SELECT sum(BilledCost) FROM charges").item() == Decimal("1.5")
 
 
 def test_a_warehouse_from_a_newer_finops_is_refused(tmp_path, monkeypatch):
