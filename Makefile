@@ -19,7 +19,15 @@ demo: setup
 	$(UV) run finops report quarterly --quarter $(QUARTER) --out reports
 	@echo "Open reports/quarterly-review-$(QUARTER).html in a browser (it works offline)."
 
-test: setup
+# Azure connector tests run Azurite (Microsoft's Blob Storage emulator, an npm package) on 127.0.0.1;
+# it is installed into .tools/ once. The version matches tests/servers_azurite.py.
+AZURITE_VERSION := 3.37.0
+AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
+
+$(AZURITE):
+	npm install --prefix .tools/azurite --no-audit --no-fund azurite@$(AZURITE_VERSION)
+
+test: setup $(AZURITE)
 	$(UV) run pytest
 
 # The notebooks read $FINOPS_WAREHOUSE and $FINOPS_CONFIG; point them at this project's files.

@@ -114,6 +114,235 @@ def ingest_focus(paths: tuple[str, ...], warehouse_path: Path | None) -> None:
     _print_ingest(report, wh)
 
 
+@ingest.command("aws-cur")
+@click.argument("uris", nargs=-1, required=True)
+@click.option("--period", "periods", multiple=True, metavar="YYYY-MM", help="Billing period to load (repeat for more) [default: all].")
+@click.option("--profile", default=None, help="AWS profile for S3 [default: the default credential chain].")
+@click.option("--endpoint-url", default=None, metavar="URL", help="S3 endpoint to call instead of AWS's (e.g. a test server).")
+@warehouse_option
+def ingest_aws_cur(
+    uris: tuple[str, ...], periods: tuple[str, ...], profile: str | None, endpoint_url: str | None, warehouse_path: Path | None
+) -> None:
+    """Load an AWS cost export: CUR 2.0, legacy CUR or the AWS FOCUS export.
+
+    URIS is s3://BUCKET/PREFIX/EXPORT_NAME (AWS Data Exports; read with boto3 and the default
+    credential chain), a local directory in the same layout, or local export files / globs
+    without manifest. Each billing period's newest manifest is loaded and replaces what the
+    warehouse held for it; a period whose manifest has not changed since its last load is skipped.
+
+    \b
+    Examples:
+      finops ingest aws-cur s3://billing-bucket/cur/ai-costs --period 2026-07 --period 2026-08
+      finops ingest aws-cur exports/aws/ai-costs
+      finops ingest aws-cur 'exports/cur2/*.parquet'
+    """
+    from connectors import aws_cur
+
+    wh = _warehouse(warehouse_path)
+    target = uris[0] if len(uris) == 1 else list(uris)
+    with _progress() as callback:
+        report = aws_cur.ingest(
+            wh, target, periods=list(periods) or None, profile=profile, endpoint_url=endpoint_url, progress=callback
+        )
+    for period, batch_id in report.skipped:
+        console.print(f"{period}: manifest unchanged since batch {batch_id}, skipped")
+    for load in report.loads:
+        title = load.period or "files without manifest"
+        if load.manifest:
+            title += f" ({load.dialect}, export {load.export_id})"
+        _print_ingest(load, wh, title=title)
+    if not report.loads:
+        console.print(f"Nothing new to load. Warehouse: {wh.path}")
+
+
+def google_api_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--api-endpoint and --anonymous, shared by the Google Cloud commands."""
+    func = click.option(
+        "--anonymous",
+        is_flag=True,
+        help="Send no credentials (a server that needs none). Implied for a loopback http:// --api-endpoint.",
+    )(func)
+    return click.option(
+        "--api-endpoint",
+        default=None,
+        metavar="URL",
+        help="API root to call instead of Google's, e.g. a local test server http://127.0.0.1:PORT.",
+    )(func)
+
+
+@ingest.command("gcp-bigquery")
+@click.argument("table")
+@click.option(
+    "--months",
+    "months",
+    multiple=True,
+    required=True,
+    help="Invoice months to load: 2026-07, 2026-07,2026-08 or 2026-01..2026-06 (repeatable).",
+)
+@click.option("--project", default=None, help="Project that runs and pays for the query [default: the table's project].")
+@google_api_options
+@warehouse_option
+def ingest_gcp_bigquery(
+    table: str,
+    months: tuple[str, ...],
+    project: str | None,
+    api_endpoint: str | None,
+    anonymous: bool,
+    warehouse_path: Path | None,
+) -> None:
+    """Load invoice months of a Google Cloud billing export table in BigQuery (PROJECT.DATASET.TABLE).
+
+    Each month is one query with the month as a bound parameter; it replaces that month (per
+    billing account) in the warehouse, whether it came from BigQuery or from export files
+    before. Run it again for a month to pick up late rows. Credentials: Application Default
+    Credentials (`gcloud auth application-default login`).
+
+    \b
+    Example:
+      finops ingest gcp-bigquery my-billing.billing.gcp_billing_export_v1_01F3A2_9B7C4D_E5A610 --months 2026-07..2026-09
+    """
+    from connectors import gcp_billing
+
+    wh = _warehouse(warehouse_path)
+    with _progress() as callback:
+        reports = gcp_billing.ingest_bigquery(
+            wh, table, list(months), project=project, api_endpoint=api_endpoint, anonymous=anonymous, progress=callback
+        )
+    for month, report in zip(gcp_billing.parse_months(months), reports, strict=True):
+        _print_ingest(report, wh, title=f"invoice month {month[:4]}-{month[4:]}")
+
+
+@ingest.command("gcp-export")
+@click.argument("paths", nargs=-1, required=True)
+@warehouse_option
+def ingest_gcp_export(paths: tuple[str, ...], warehouse_path: Path | None) -> None:
+    """Load Google Cloud billing export files: newline-delimited JSON (.json, .json.gz) or Parquet.
+
+    The files are the standard or detailed usage cost table as `bq extract` writes it. Each
+    (billing account, invoice month) in them replaces what the warehouse held for it, from
+    files or from BigQuery. Load all files of one invoice month in the same call.
+
+    \b
+    Example:
+      finops ingest gcp-export 'exports/gcp/2026-07/*.json.gz'
+    """
+    from connectors import gcp_billing
+
+    wh = _warehouse(warehouse_path)
+    with _progress() as callback:
+        report = gcp_billing.ingest_export(wh, list(paths), progress=callback)
+    _print_ingest(report, wh)
+
+
+@ingest.command("gcp-catalog")
+@click.option("--services", required=True, help='Catalog services by name or id, comma-separated: "Vertex AI,Compute Engine".')
+@click.option("--billing-account", default=None, help="Also store the projects of this billing account (01F3A2-9B7C4D-E5A610).")
+@click.option("--currency", default=None, help="Currency of the prices [default: USD].")
+@google_api_options
+@warehouse_option
+def ingest_gcp_catalog(
+    services: str,
+    billing_account: str | None,
+    currency: str | None,
+    api_endpoint: str | None,
+    anonymous: bool,
+    warehouse_path: Path | None,
+) -> None:
+    """Store Google Cloud list prices (Cloud Billing Catalog API) in sku_prices, and projects in billing_projects.
+
+    A load replaces the prices stored before for the same services, and the projects of the
+    same billing account.
+
+    \b
+    Example:
+      finops ingest gcp-catalog --services "Vertex AI,Compute Engine" --billing-account 01F3A2-9B7C4D-E5A610
+    """
+    from connectors import gcp_catalog
+
+    wh = _warehouse(warehouse_path)
+    with _progress() as callback:
+        summary = gcp_catalog.ingest_catalog(
+            wh,
+            services.split(","),
+            billing_account=billing_account,
+            api_endpoint=api_endpoint,
+            anonymous=anonymous,
+            currency=currency,
+            progress=callback,
+        )
+    prices = summary.prices
+    console.print(
+        f"[bold]{prices.rows_loaded:,}[/] prices stored for {len(summary.services)} service"
+        f"{'s' if len(summary.services) != 1 else ''} (batch {prices.batch_id})"
+        + (f", replacing {prices.rows_replaced:,}" if prices.rows_replaced else "")
+        + (f", [red]{prices.rows_quarantined:,} quarantined[/]" if prices.rows_quarantined else "")
+    )
+    table = Table(title="List prices, by service", title_justify="left")
+    for name, justify in (("service id", "left"), ("service", "left"), ("SKUs", "right"), ("price rows", "right")):
+        table.add_column(name, justify=justify)
+    for service in summary.services:
+        table.add_row(service.service_id, service.name, f"{service.skus:,}", f"{service.prices:,}")
+    console.print(table)
+    if summary.projects is not None:
+        projects = summary.projects
+        console.print(
+            f"{projects.rows_loaded:,} projects of billing account {summary.billing_account} stored (batch {projects.batch_id})"
+            + (f", replacing {projects.rows_replaced:,}" if projects.rows_replaced else "")
+        )
+    console.print(f"Warehouse: {wh.path}")
+
+
+@ingest.command("azure")
+@click.argument("uris", nargs=-1, required=True)
+@click.option(
+    "--connection-string-env",
+    "connection_string_env",
+    default="AZURE_STORAGE_CONNECTION_STRING",
+    show_default=True,
+    metavar="VAR",
+    help="Environment variable holding the storage account's connection string (for az:// URIs).",
+)
+@warehouse_option
+def ingest_azure(uris: tuple[str, ...], connection_string_env: str, warehouse_path: Path | None) -> None:
+    """Load Azure Cost Management exports: actual cost, amortized cost and FOCUS (CSV, .csv.gz, Parquet).
+
+    URIS are az://ACCOUNT/CONTAINER/PATH (credentials from the connection string in
+    $AZURE_STORAGE_CONNECTION_STRING or --connection-string-env), SAS URLs (…?sv=…&sig=…),
+    or local files, directories and globs. Per export and month only the newest run is
+    loaded; with both an actual and an amortized export of a month, BilledCost comes from
+    the actual one and EffectiveCost from the amortized one, matched line by line.
+    The connection string is never printed; there is no option to pass it on the command line.
+
+    \b
+    Examples:
+      finops ingest azure az://costexports/exports/finops
+      finops ingest azure 'https://costexports.blob.core.windows.net/exports/finops?sv=…'
+      finops ingest azure downloads/ea-actual/20260701-20260731/
+    """
+    import os
+
+    from connectors import azure
+
+    wh = _warehouse(warehouse_path)
+    connection_string = os.environ.get(connection_string_env) or None
+    with _progress() as callback:
+        report = azure.ingest(wh, list(uris), connection_string=connection_string, progress=callback)
+    for load in report.loads:
+        _print_ingest(load, wh, title=escape(load.title))
+        if len(load.runs) > 1:
+            for run in load.runs:
+                where = f"{run.export}/{run.folder}" if run.folder else run.export
+                console.print(f"  {where} run {run.run_id} ({run.export_type}): {run.rows_read:,} rows read,"
+                              f" {run.rows_quarantined:,} quarantined", style="dim", markup=False)  # fmt: skip
+        for part in load.partitions.iter_rows(named=True):
+            console.print(f"  {part['billing_account']} {part['billing_period']}: costs from the {part['cost_basis']}",
+                          style="dim", markup=False)  # fmt: skip
+    for skipped in report.skipped:
+        console.print(f"skipped {skipped.export} run {skipped.run_id}: {skipped.reason}", style="dim", markup=False)
+    if not report.loads:
+        console.print("Nothing new to load." if report.skipped else "No export runs found.")
+
+
 def _print_ingest(report: Any, wh: Any, *, title: str | None = None) -> None:
     r = report.result
     console.print(
@@ -158,15 +387,23 @@ def _print_ingest(report: Any, wh: Any, *, title: str | None = None) -> None:
     help="Where the sample company's exports are written.",
 )
 @click.option("--fresh", is_flag=True, help="Delete the warehouse file first.")
+@click.option(
+    "--exports",
+    type=click.Choice(["native", "focus"]),
+    default="native",
+    show_default=True,
+    help="Load the clouds' native exports (CUR 2.0, GCP billing export, Azure cost exports) or their FOCUS files.",
+)
 @warehouse_option
-def demo(seed: int | None, out_dir: Path, fresh: bool, warehouse_path: Path | None) -> None:
+def demo(seed: int | None, out_dir: Path, fresh: bool, exports: str, warehouse_path: Path | None) -> None:
     """Generate the sample company's exports and load them into the warehouse.
 
     The company has six departments and 18 months of AI spend on AWS, Google Cloud, Azure,
     OpenAI and Anthropic, ending 2026-09-30, with one month restated after close. Its
-    finops.toml is the one at the top of the repository.
+    finops.toml is the one at the top of the repository. By default the clouds' spend is
+    loaded from their native exports through the same connectors you would use (aws-cur,
+    gcp-export, azure); `--exports focus` loads the FOCUS files of the same spend instead.
     """
-    from connectors import focus
     from finops import sample_company
 
     wh = _warehouse(warehouse_path)
@@ -176,13 +413,15 @@ def demo(seed: int | None, out_dir: Path, fresh: bool, warehouse_path: Path | No
     started = time.monotonic()
     with console.status("generating the sample company …"):
         company = sample_company.generate(out_dir, **({"seed": seed} if seed is not None else {}))
-    console.print(f"Generated {sum(len(d.files) for d in company.deliveries)} export files in {out_dir}")
+    deliveries = company.native_deliveries if exports == "native" else company.deliveries
+    console.print(f"Generated {sum(len(d.files) for d in deliveries)} {exports} export files in {out_dir}")
     with _progress() as callback:
-        for delivery in company.deliveries:
-            report = focus.ingest(wh, delivery.files, progress=callback)
-            r = report.result
-            replaced = f", replaced {r.rows_replaced:,}" if r.rows_replaced else ""
-            console.print(f"  {delivery.label}: {r.rows_loaded:,} rows loaded{replaced}")
+        for delivery in deliveries:
+            results = _load_delivery(wh, delivery, callback)
+            loaded = sum(r.rows_loaded for r in results)
+            replaced = sum(r.rows_replaced for r in results)
+            replaced_text = f", replaced {replaced:,}" if replaced else ""
+            console.print(f"  {delivery.label}: {loaded:,} rows loaded{replaced_text}", markup=False)
     totals = wh.query(
         "SELECT ProviderName AS provider, count(*) AS rows, sum(BilledCost) AS billed, sum(EffectiveCost) AS effective"
         " FROM charges GROUP BY ALL ORDER BY effective DESC"
@@ -190,6 +429,25 @@ def demo(seed: int | None, out_dir: Path, fresh: bool, warehouse_path: Path | No
     _print_frame(totals, "table", title="The sample company's spend, all periods")
     console.print(f"Warehouse: {wh.path}  ({time.monotonic() - started:.1f}s)")
     console.print("Next: finops report quarterly --quarter 2026Q3")
+
+
+def _load_delivery(wh: Any, delivery: Any, progress: Any) -> list[Any]:
+    """Load one sample-company delivery through the connector of its kind; the batches' results."""
+    if delivery.kind == "aws-cur":
+        from connectors import aws_cur
+
+        return [load.result for load in aws_cur.ingest(wh, str(delivery.root), progress=progress).loads]
+    if delivery.kind == "gcp-export":
+        from connectors import gcp_billing
+
+        return [gcp_billing.ingest_export(wh, delivery.files, progress=progress).result]
+    if delivery.kind == "azure":
+        from connectors import azure
+
+        return [load.result for load in azure.ingest(wh, str(delivery.root), progress=progress).loads]
+    from connectors import focus
+
+    return [focus.ingest(wh, delivery.files, progress=progress).result]
 
 
 # -- query ------------------------------------------------------------------------------

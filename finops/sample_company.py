@@ -1,4 +1,4 @@
-"""Larkspur Labs: a fictional company's AI cloud spend as FOCUS files, the same on every run.
+"""Larkspur Labs: a fictional company's AI cloud spend as FOCUS files and native exports, the same on every run.
 
 ``finops demo`` needs data whose figures never drift: a report, a test or a tutorial can
 quote a 2026Q3 figure and still be right next year. This module
@@ -19,11 +19,31 @@ openai     1.3           ``focus/openai/…/part-0.csv``                OpenAI A
 anthropic  1.3           ``focus/anthropic/…/part-0.csv``             Claude API per workspace
 =========  ============  ===========================================  ============================
 
+The three clouds are also written in their own export formats, expressing exactly the same
+spend (see "Native exports" below; ``SampleCompany.native_deliveries`` lists them in load order):
+
+=========  =================================================  =================================
+provider   native export                                      commitments it shows
+=========  =================================================  =================================
+aws        CUR 2.0 Parquet in the Data Exports layout,        the Compute Savings Plan (covered
+           ``aws/cur/larkspur-cur2/{data,metadata}/            usage, negation and daily fee
+           BILLING_PERIOD=YYYY-MM/…``, one manifest a month;  lines) and an RDS Reserved
+           2026-08's first delivery in                        Instance (DiscountedUsage and a
+           ``aws/cur-2026-08-original/…``                     monthly RIFee)
+gcp        detailed billing export as ``bq extract`` writes   a promotional credit riding on
+           it: ``gcp/billing_export/YYYYMM/*.json.gz``        Gemini usage rows
+azure      EA ActualCost and AmortizedCost exports (v2),      an AI Search reservation paid
+           ``azure/exports/<export>/<YYYYMMDD-YYYYMMDD>/      monthly: a purchase in actual
+           <run>/part_0_0001.csv`` with a ``manifest.json``   cost, spread over usage in
+                                                              amortized cost
+=========  =================================================  =================================
+
 Planted for the analyses to find, and recorded in ``ground_truth.json``:
 
 * AWS 2026-08 is delivered twice: the first delivery double-metered a SageMaker endpoint for
-  three days and billed a deleted notebook; the restatement (``focus/aws-restated/…``)
-  corrects both and adds an SLA credit. Loaded after the original, it must replace it.
+  three days and billed a deleted notebook; the restatement (``focus/aws-restated/…``, and a
+  new CUR manifest for the period) corrects both and adds an SLA credit. Loaded after the
+  original, it must replace it.
 * Customer Support's Azure OpenAI agent ran away on 2026-08-12 and 2026-08-13.
 * Marketing's resources in the AWS shared-services account carry no tags: chargeback puts
   them in "Unallocated".
@@ -36,6 +56,8 @@ places, so every total in the ground truth is exact.
 >>> company = generate(Path("data/sample"))          # doctest: +SKIP
 >>> [d.label for d in company.deliveries][-1]        # doctest: +SKIP
 'AWS 2026-08 restated after close (FOCUS 1.2, Parquet)'
+>>> [d.kind for d in company.native_deliveries]      # doctest: +SKIP
+['aws-cur', 'gcp-export', 'azure', 'focus', 'focus', 'aws-cur']
 """
 
 from __future__ import annotations
@@ -53,6 +75,8 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from finops.config import UNALLOCATED
 
@@ -691,11 +715,12 @@ class Credit:
     description: str
     workload: Workload
     restated_only: bool = False  # added by AWS 2026-08's restatement
+    applies_to: str | None = None  # SKU descriptions starting so carry it where a credit rides on usage (Google Cloud)
 
 
 CREDITS = (
     Credit("gcp", "Larkspur Product Serving", date(2025, 7, 15), "-3000.00", "vertex",
-           "Promotional credit: Gemini API launch offer", "inference"),
+           "Promotional credit: Gemini API launch offer", "inference", applies_to="Gemini"),
     Credit("aws", "larkspur-research", date(2026, 8, 31), "-1850.00", "sagemaker",
            "AWS Service Level Agreement credit for Amazon SageMaker training (2026-08)", "training", restated_only=True),
 )  # fmt: skip
@@ -726,48 +751,77 @@ DOUBLE_METERED = ("aws-product-endpoint", (date(2026, 8, 18), date(2026, 8, 20))
 # --------------------------------------------------------------------------------------
 
 
+DeliveryKind = Literal["focus", "aws-cur", "gcp-export", "azure"]
+"""How a delivery is loaded: ``focus`` by connectors.focus, ``aws-cur`` by connectors.aws_cur,
+``gcp-export`` by connectors.gcp_billing.ingest_export, ``azure`` by connectors.azure."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Delivery:
-    """Files a provider delivered together, to be ingested in one call, in list order."""
+    """Files a provider delivered together, to be ingested in one call, in list order.
+
+    ``files`` are the data files (manifests excluded). ``root`` is what a directory-reading
+    connector is given instead of a file list: for ``aws-cur`` the export root
+    (``<prefix>/<export-name>``, holding ``data/`` and ``metadata/``), for ``azure`` the
+    storage container's root (manifest ``blobName`` values are relative to it), for
+    ``gcp-export`` the folder of the exported months; ``None`` for ``focus``.
+    """
 
     label: str
     files: list[Path]
+    kind: DeliveryKind = "focus"
+    root: Path | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class SampleCompany:
-    """What :func:`generate` wrote: deliveries in ingest order, the ground truth and the config."""
+    """What :func:`generate` wrote: deliveries in ingest order, the ground truth and the config.
+
+    ``deliveries`` are the FOCUS files of every provider (the AWS 2026-08 restatement last).
+    ``native_deliveries`` are the same spend as the providers' own exports, in load order:
+    AWS CUR 2.0 with 2026-08 as first delivered, the Google Cloud billing export, the Azure
+    actual and amortized cost exports, OpenAI and Anthropic (FOCUS: they have no other
+    export), and last the AWS CUR 2.0 export of every month with 2026-08 restated, which
+    must replace the first delivery.
+    """
 
     out_dir: Path
     deliveries: list[Delivery]
     ground_truth_path: Path
     config_path: Path
+    native_deliveries: list[Delivery] = dataclasses.field(default_factory=list)
 
     def ground_truth(self) -> dict[str, Any]:
         return json.loads(self.ground_truth_path.read_text(encoding="utf-8"))
 
 
+OUTPUT_FOLDERS = ("focus", "aws", "gcp", "azure")
+"""Folders :func:`generate` owns under its output directory: deleted and written anew each run."""
+
+
 def generate(out_dir: Path, seed: int = SEED) -> SampleCompany:
-    """Write the sample company's FOCUS files, ground truth and config under ``out_dir``.
+    """Write the sample company's exports, ground truth and config under ``out_dir``.
 
     Parameters
     ----------
     out_dir
-        Directory to write into (``data/sample`` for ``finops demo``). Its ``focus/``
-        folder is deleted first, so a rerun leaves no stale files.
+        Directory to write into (``data/sample`` for ``finops demo``). Its ``focus/``,
+        ``aws/``, ``gcp/`` and ``azure/`` folders are deleted first, so a rerun leaves no
+        stale files.
     seed
-        Seed of the random noise, bursts and jobs. The same seed gives the same data.
+        Seed of the random noise, bursts and jobs. The same seed gives the same bytes.
 
     Returns
     -------
     SampleCompany
-        The deliveries in the order to ingest them (the AWS 2026-08 restatement last),
-        ``ground_truth.json`` and ``finops.toml`` paths.
+        The FOCUS deliveries and the native-export deliveries, each in the order to ingest
+        them (the AWS 2026-08 restatement last), ``ground_truth.json`` and ``finops.toml`` paths.
     """
     out_dir = Path(out_dir)
+    for folder in OUTPUT_FOLDERS:
+        if (out_dir / folder).exists():
+            shutil.rmtree(out_dir / folder)
     focus_dir = out_dir / "focus"
-    if focus_dir.exists():
-        shutil.rmtree(focus_dir)
     focus_dir.mkdir(parents=True)
 
     rng = np.random.default_rng(seed)
@@ -795,12 +849,24 @@ def generate(out_dir: Path, seed: int = SEED) -> SampleCompany:
     restated_paths = _write_months(restated, focus_dir / "aws-restated", BILLING_ACCOUNTS["aws"])
     deliveries.append(Delivery(f"AWS {RESTATED_MONTH} restated after close (FOCUS 1.2, Parquet)", restated_paths))
 
+    aws_original, aws_final, aws_truth = _write_aws_cur(out_dir, frames["aws"], first_aws)
+    gcp_delivery, gcp_truth = _write_gcp_export(out_dir, frames["gcp"])
+    azure_delivery, azure_truth = _write_azure_exports(out_dir, frames["azure"])
+    by_provider = dict(zip(PROVIDERS, deliveries, strict=False))
+    native = [aws_original, gcp_delivery, azure_delivery, by_provider["openai"], by_provider["anthropic"], aws_final]
+
     truth = _ground_truth(seed, frames, first_aws, expected)
+    truth["native_exports"] = {
+        "load_order": [{"label": d.label, "kind": d.kind, "root": _relative(d.root, out_dir)} for d in native],
+        "aws": aws_truth,
+        "gcp": gcp_truth,
+        "azure": azure_truth,
+    }
     ground_truth_path = out_dir / "ground_truth.json"
     ground_truth_path.write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
     config_path = out_dir / "finops.toml"
     config_path.write_text(config_toml(), encoding="utf-8")
-    return SampleCompany(out_dir, deliveries, ground_truth_path, config_path)
+    return SampleCompany(out_dir, deliveries, ground_truth_path, config_path, native)
 
 
 # --------------------------------------------------------------------------------------
@@ -1348,6 +1414,1000 @@ def _write_months(frame: pl.DataFrame, folder: Path, account: BillingAccount) ->
                 path.write_text(text, encoding="utf-8")
         paths.append(path)
     return paths
+
+
+# --------------------------------------------------------------------------------------
+# Native exports: the same spend as each cloud's own billing export writes it
+# --------------------------------------------------------------------------------------
+#
+# Each native export expresses exactly the ground truth's monthly billed and effective cost,
+# by the documented rules of its format (see ../shared/FORMATS.md and the tests):
+#
+# * AWS CUR 2.0: billed = sum(line_item_unblended_cost); effective = amortized cost by
+#   line_item_line_item_type (SavingsPlanCoveredUsage → savings_plan_savings_plan_effective_cost,
+#   SavingsPlanRecurringFee → total_commitment_to_date − used_commitment, SavingsPlanNegation → 0,
+#   DiscountedUsage → reservation_effective_cost, RIFee → unused upfront + unused recurring fee,
+#   anything else → unblended cost).
+# * Google Cloud billing export: billed = effective = cost + sum(credits.amount).
+# * Azure EA exports: billed = sum(CostInBillingCurrency) of the ActualCost export,
+#   effective = the same sum of the AmortizedCost export.
+
+AWS_BUCKET = "larkspur-billing"
+AWS_PREFIX = "cur"
+AWS_EXPORT_NAME = "larkspur-cur2"
+AWS_EXPORT_ARN = (
+    "arn:aws:bcm-data-exports:us-east-1:849302117465:export/larkspur-cur2-3f0c9a52-6b1d-4e7a-9c2f-81d5e4a7b6c3"
+)
+AWS_ORIGINAL_FOLDER = f"cur-{RESTATED_MONTH}-original"
+"""The export as it stood after 2026-08's first delivery: a copy of s3://larkspur-billing/cur/ holding only that period."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ReservedInstance:
+    """An RDS Reserved Instance, 1 year, No Upfront: an hourly fee for every hour of its term."""
+
+    arn: str
+    start: date
+    end: date  # exclusive
+
+
+RESERVED_SERIES = "aws-shared-gateway-db"
+"""The LLM gateway's spend-log database runs on a Reserved Instance its whole life (renewed once)."""
+RESERVED_INSTANCES = (
+    ReservedInstance("arn:aws:rds:us-east-1:311482930051:ri:llm-gateway-spendlogs-2024", date(2024, 10, 1), date(2025, 10, 1)),
+    ReservedInstance("arn:aws:rds:us-east-1:311482930051:ri:llm-gateway-spendlogs-2025", date(2025, 10, 1), date(2026, 10, 1)),
+)  # fmt: skip
+RI_HOURLY_FEE = RDS_R6G_L.list_price
+"""What an hour of the database costs the company (the ground truth's price): the RI's hourly fee."""
+RI_PUBLIC_ON_DEMAND_RATE = "0.37"
+"""The public on-demand price the RI is measured against in the CUR (the FOCUS files know no RI)."""
+RI_USAGE_TYPE = "USE1-HeavyUsage:db.r6g.large"
+RI_OPERATION = "CreateDBInstance:0014"
+
+GCP_EXPORT_TABLE = "gcp_billing_export_resource_v1_01F3A2_9B7C4D_E5A610"
+GCP_SERVICE_IDS = {
+    "Vertex AI": ("C7E2-9256-1C43", "aiplatform.googleapis.com"),
+    "Compute Engine": ("6F81-5844-456A", "compute.googleapis.com"),
+    "BigQuery": ("24E6-581D-38E5", "bigquery.googleapis.com"),
+    "Cloud Storage": ("95FF-2EF5-5EA1", "storage.googleapis.com"),
+}
+GCP_USAGE_UNITS = {  # FOCUS pricing unit → (usage.unit, usage units per pricing unit, usage.pricing_unit)
+    "Hours": ("seconds", 3600, "hour"),
+    "1M Tokens": ("count", 1_000_000, "1000000 count"),
+    "Images": ("count", 1, "count"),
+    "Tebibytes": ("tebibyte", 1, "tebibyte"),
+    "Gibibyte months": ("gibibyte month", 1, "gibibyte month"),
+}
+
+AZURE_STORAGE_ACCOUNT_ID = (
+    "/subscriptions/d4a7c3e2-5f16-4b89-8e0a-1c2b3d4e5f60/resourceGroups/rg-finops"
+    "/providers/Microsoft.Storage/storageAccounts/lkfinopsexports"
+)
+AZURE_ROOT_FOLDER = "exports"
+AZURE_EXPORTS = {"ActualCost": "larkspur-ea-actual-cost", "AmortizedCost": "larkspur-ea-amortized-cost"}
+AZURE_DATA_VERSION = "2021-10-01"
+AZURE_API_VERSION = "2023-07-01-preview"
+AZURE_RESERVED_SERIES = "azure-support-search"
+"""Customer Support's AI Search service runs on a 3-year reservation paid monthly."""
+AZURE_RESERVATION_ORDER = "c2d4e6f8-1a3b-4c5d-8e9f-0a1b2c3d4e5f"
+AZURE_RESERVATION_ID = "5e7a9c1b-3d5f-4a7b-9c1d-2e4f6a8b0c2d"
+AZURE_RESERVATION_NAME = "lk-support-search-s1"
+AZURE_RESERVATION_START = date(2025, 3, 1)
+AZURE_RESERVATION_TERM_MONTHS = 36
+AZURE_CONSUMED_SERVICES = {
+    "Azure OpenAI": "Microsoft.CognitiveServices",
+    "Azure Machine Learning": "Microsoft.MachineLearningServices",
+    "Azure AI Search": "Microsoft.Search",
+    "Virtual Machines": "Microsoft.Compute",
+    "Storage": "Microsoft.Storage",
+}
+AZURE_UNITS = {"Hours": "1 Hour", "GB/Month": "1 GB/Month", "1K Tokens": "1K"}
+
+TAG_PAIRS = pl.List(pl.Struct({"key": pl.String, "value": pl.String}))
+"""A map as polars writes it before it becomes a Parquet map (or a list of {key, value} in JSON)."""
+
+
+def _relative(path: Path | None, out_dir: Path) -> str | None:
+    return None if path is None else path.relative_to(out_dir).as_posix()
+
+
+def _stable_uuid(*parts: str) -> str:
+    """A UUID-shaped id that depends only on its parts (export runs, executions)."""
+    text = _stable_id(*parts, length=32)
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _as_double(micros: pl.Expr) -> pl.Expr:
+    """Micro-units as the double nearest to them, whose shortest text is the amount itself (12.345678).
+
+    Dividing by 1e6 in polars is off by an ulp for many values (it multiplies by 1e-6); the
+    Decimal → Float64 cast rounds correctly.
+    """
+    return (micros.cast(pl.Decimal(38, 0)) * pl.lit(Decimal("0.000001"), dtype=pl.Decimal(38, 6))).cast(pl.Float64)
+
+
+def _decimal_text(micros: pl.Expr) -> pl.Expr:
+    """Micro-units as plain decimal text without trailing zeros ("12.3", "-0.000001", "0")."""
+    absolute = micros.abs()
+    fraction = (absolute % MICRO).cast(pl.String).str.zfill(6).str.strip_chars_end("0")
+    return (
+        pl.when(micros < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+        + (absolute // MICRO).cast(pl.String)
+        + pl.when(fraction == "").then(pl.lit("")).otherwise(pl.lit(".") + fraction)
+    )
+
+
+def _tag_pairs(provider: Provider, prefix: str = "") -> pl.DataFrame:
+    """``_series`` → its tags as a list of {key, value} (keys prefixed), one row per tagged series."""
+    series = [s for s in SERIES if s.provider == provider and s.tags]
+    return pl.DataFrame(
+        {
+            "_series": [s.key for s in series],
+            "_tag_pairs": [[{"key": prefix + k, "value": v} for k, v in s.tags.items()] for s in series],
+        },
+        schema={"_series": pl.String, "_tag_pairs": TAG_PAIRS},
+    )
+
+
+def _with_tag_pairs(frame: pl.DataFrame, provider: Provider, prefix: str = "") -> pl.DataFrame:
+    return frame.join(_tag_pairs(provider, prefix), on="_series", how="left").with_columns(
+        pl.col("_tag_pairs").fill_null(pl.lit([], dtype=TAG_PAIRS))
+    )
+
+
+def _pairs(**values: pl.Expr) -> pl.Expr:
+    """A {key, value} list of the non-null values (a CUR ``product`` map)."""
+    items = pl.concat_list([pl.struct(key=pl.lit(k), value=v.cast(pl.String)) for k, v in values.items()])
+    return items.list.eval(pl.element().filter(pl.element().struct.field("value").is_not_null())).cast(TAG_PAIRS)
+
+
+def _arrow_map(column: pa.ChunkedArray | pa.Array) -> pa.MapArray:
+    """A list of {key, value} structs as an Arrow map<string, string> (Parquet MAP)."""
+    pairs = pa.struct([("key", pa.string()), ("value", pa.string())])
+    items = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    items = items.cast(pa.list_(pairs))
+    flat = items.flatten()
+    return pa.MapArray.from_arrays(items.offsets, flat.field("key"), flat.field("value"))
+
+
+def _gzip_bytes(data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    # mtime 0: the same bytes every run; level 6 (gzip's command-line default) is fast enough for CI
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=6) as gz:
+        gz.write(data)
+    return buffer.getvalue()
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+# -- AWS CUR 2.0 ------------------------------------------------------------------------
+
+
+def _reservation_arn(day: pl.Expr) -> pl.Expr:
+    arn = pl.lit(None, dtype=pl.String)
+    for ri in reversed(RESERVED_INSTANCES):
+        arn = pl.when(day.is_between(ri.start, ri.end, closed="left")).then(pl.lit(ri.arn)).otherwise(arn)
+    return arn
+
+
+def _cur_lines(aws: pl.DataFrame) -> pl.DataFrame:
+    """AWS rows as CUR 2.0 line items (money still in micro-dollars).
+
+    Savings-Plan-covered usage becomes a SavingsPlanCoveredUsage line at its on-demand cost and
+    a SavingsPlanNegation line taking that cost back out; each day's Savings Plan fee a
+    SavingsPlanRecurringFee line. The gateway database's hours become DiscountedUsage lines (no
+    unblended cost) billed by one RIFee line a month. ``_unblended`` is what AWS bills,
+    ``_amortized`` the effective cost by the line item type rule, equal to the truth's
+    ``_effective`` on every line that has one.
+    """
+    usage = pl.col("ChargeCategory") == "Usage"
+    fee = pl.col("ChargeCategory") == "Purchase"
+    covered = usage & pl.col("CommitmentDiscountId").is_not_null()
+    reserved = usage & (pl.col("_series") == RESERVED_SERIES)
+    lines = aws.with_columns(
+        _line_type=pl.when(covered)
+        .then(pl.lit("SavingsPlanCoveredUsage"))
+        .when(reserved)
+        .then(pl.lit("DiscountedUsage"))
+        .when(usage)
+        .then(pl.lit("Usage"))
+        .when(fee)
+        .then(pl.lit("SavingsPlanRecurringFee"))
+        .otherwise(pl.col("ChargeCategory")),
+        _unblended=pl.when(covered).then(pl.col("_list")).when(reserved).then(0).otherwise(pl.col("_billed")),
+        _rate=pl.when(covered | fee)
+        .then(pl.col("_list_price"))
+        .when(reserved)
+        .then(pl.lit("0"))
+        .otherwise(pl.col("_billed_price")),
+        _public=pl.when(reserved)
+        .then(_money(pl.col("_qty"), pl.lit(RI_PUBLIC_ON_DEMAND_RATE)))
+        .when(usage)
+        .then(pl.col("_list"))
+        .otherwise(0),
+        _public_rate=pl.when(reserved).then(pl.lit(RI_PUBLIC_ON_DEMAND_RATE)).when(usage).then(pl.col("_list_price")),
+        _sp_effective=pl.when(covered).then(pl.col("_effective")),
+        _sp_total=pl.when(fee).then(pl.col("_billed")),
+        _sp_used=pl.when(fee).then(pl.col("_billed") - pl.col("_effective")),
+        _ri_effective=pl.when(reserved).then(pl.col("_effective")),
+        _ri_arn=pl.when(reserved).then(_reservation_arn(pl.col("_day"))),
+        _amortized=pl.col("_effective"),
+        _quantity=pl.col("_qty"),
+    )
+    sp_rates = {
+        (price, rate): _dec_str(Decimal(price) * Decimal(str(rate)))
+        for price, rate in lines.filter(covered).select("_list_price", "_sp_rate").unique().iter_rows()
+    }
+    lines = lines.with_columns(
+        _sp_rate_text=pl.when(covered).then(
+            pl.concat_str("_list_price", pl.col("_sp_rate").cast(pl.String), separator="|").replace_strict(
+                {f"{p}|{r}": t for (p, r), t in sp_rates.items()}, default=None
+            )
+        )
+    )
+    # A negation carries no usage amount, so summing usage over all lines does not count covered hours twice.
+    negations = lines.filter(pl.col("_line_type") == "SavingsPlanCoveredUsage").with_columns(
+        _line_type=pl.lit("SavingsPlanNegation"),
+        _unblended=-pl.col("_list"),
+        _rate=pl.lit("-") + pl.col("_list_price"),
+        _public=pl.lit(0, dtype=pl.Int64),
+        _public_rate=pl.lit(None, dtype=pl.String),
+        _sp_effective=pl.lit(None, dtype=pl.Int64),
+        _amortized=pl.lit(0, dtype=pl.Int64),
+        _quantity=pl.lit(0, dtype=pl.Int64),
+        ChargeDescription=pl.format(
+            "SavingsPlanNegation used by AccountId : {} and UsageSku : {}", pl.col("SubAccountId"), pl.col("SkuId")
+        ),
+    )
+    ri_fees = (
+        lines.filter(pl.col("_line_type") == "DiscountedUsage")
+        .group_by("_month", "_series", "_ri_arn", "SubAccountId", "SubAccountName", "RegionId", "RegionName")
+        .agg(
+            pl.col("_billed").sum().alias("_unblended"),
+            pl.col("_qty").sum().alias("_quantity"),
+            pl.col("BillingPeriodStart").first(),
+            pl.col("BillingPeriodEnd").first(),
+            pl.col("_day").min(),
+        )
+        .with_columns(
+            _line_type=pl.lit("RIFee"),
+            _rate=pl.lit(RI_HOURLY_FEE),
+            _public=pl.lit(0, dtype=pl.Int64),
+            _amortized=pl.lit(0, dtype=pl.Int64),  # unused upfront + unused recurring fee: every hour was used
+            _ri_unused=pl.lit(0, dtype=pl.Int64),
+            _resource_id=pl.col("_ri_arn"),
+            ChargeCategory=pl.lit("Purchase"),
+            ChargePeriodStart=pl.col("BillingPeriodStart"),
+            ChargePeriodEnd=pl.col("BillingPeriodEnd"),
+            ChargeDescription=pl.lit(f"USD {RI_HOURLY_FEE} hourly fee per PostgreSQL, db.r6g.large instance"),
+            ServiceName=pl.lit(SERVICES["rds"].name),
+            x_ServiceCode=pl.lit(SERVICES["rds"].code),
+            x_UsageType=pl.lit(RI_USAGE_TYPE),
+            x_Operation=pl.lit(RI_OPERATION),
+            SkuId=pl.lit(_sku_id("aws", RDS_R6G_L)),
+            SkuPriceDetails=pl.lit(json.dumps(RDS_R6G_L.details)),
+            PricingUnit=pl.lit("Hours"),
+            ResourceType=pl.lit("ReservedInstance"),
+        )
+    )
+    order = {"Usage": 0, "DiscountedUsage": 1, "SavingsPlanCoveredUsage": 2, "SavingsPlanNegation": 3,
+             "SavingsPlanRecurringFee": 4, "RIFee": 5, "Credit": 6, "Tax": 7}  # fmt: skip
+    return (
+        pl.concat([lines, negations, ri_fees], how="diagonal_relaxed")
+        .with_columns(_type_order=pl.col("_line_type").replace_strict(order, return_dtype=pl.Int8))
+        .sort("_month", "ChargePeriodStart", "SubAccountId", "_series", "_resource_id", "_type_order",
+              nulls_last=True, maintain_order=True)
+        .drop("_type_order")
+    )  # fmt: skip
+
+
+CUR_MAP_COLUMNS = ("cost_category", "product", "resource_tags")
+
+
+def _cur_frame(lines: pl.DataFrame) -> pl.DataFrame:
+    """The CUR 2.0 columns of line items (maps still as {key, value} lists), in the export's order."""
+    payer = BILLING_ACCOUNTS["aws"]
+    money = _as_double
+    is_line = pl.col("_line_type").is_in
+    instance = pl.col("SkuPriceDetails").str.json_path_match("$.InstanceType")
+    model = pl.col("SkuPriceDetails").str.json_path_match("$.Model")
+    family = (
+        pl.when(is_line(["SavingsPlanRecurringFee"]))
+        .then(pl.lit("Savings Plan"))
+        .when(pl.col("x_ServiceCode") == "AmazonEC2")
+        .then(pl.lit("Compute Instance"))
+        .when(pl.col("x_ServiceCode") == "AmazonRDS")
+        .then(pl.lit("Database Instance"))
+        .when(pl.col("x_ServiceCode") == "AmazonS3")
+        .then(pl.lit("Storage"))
+        .when(pl.col("x_ServiceCode") == "AmazonSageMaker")
+        .then(pl.lit("ML Instance"))
+        .when(pl.col("x_ServiceCode") == "AmazonBedrock")
+        .then(pl.lit("Generative AI"))
+    )
+    sp = is_line(["SavingsPlanCoveredUsage", "SavingsPlanNegation", "SavingsPlanRecurringFee"])
+    sp_fee = is_line(["SavingsPlanRecurringFee"])
+    ri = is_line(["DiscountedUsage", "RIFee"])
+    ri_start = pl.lit(None, dtype=pl.String)
+    ri_end = pl.lit(None, dtype=pl.String)
+    for r in RESERVED_INSTANCES:
+        ri_start = pl.when(pl.col("_ri_arn") == r.arn).then(pl.lit(f"{r.start.isoformat()}T00:00:00Z")).otherwise(ri_start)
+        ri_end = pl.when(pl.col("_ri_arn") == r.arn).then(pl.lit(f"{r.end.isoformat()}T00:00:00Z")).otherwise(ri_end)
+    sp_end = SAVINGS_PLAN_START.replace(year=SAVINGS_PLAN_START.year + 3)
+    sp_monthly = (
+        pl.col("BillingPeriodEnd").dt.date() - pl.col("BillingPeriodStart").dt.date()
+    ).dt.total_days() * int(Decimal(SAVINGS_PLAN_HOURLY) * 24 * MICRO)
+    timestamp = "%Y-%m-%dT%H:%M:%SZ"
+    # The product map is the same for every line of a product: build it once per product.
+    product_keys = ["x_ServiceCode", "ServiceName", "RegionId", "RegionName", "SkuPriceDetails", "x_UsageType",
+                    "x_Operation", "_line_type"]  # fmt: skip
+    products = lines.select(product_keys).unique().with_columns(
+        _product=_pairs(
+            servicecode=pl.col("x_ServiceCode"),
+            servicename=pl.col("ServiceName"),
+            product_family=family,
+            region=pl.col("RegionId"),
+            location=pl.col("RegionName"),
+            instance_type=instance,
+            model=model,
+            usagetype=pl.col("x_UsageType"),
+            operation=pl.col("x_Operation"),
+        )
+    )
+    lines = lines.join(products, on=product_keys, how="left", nulls_equal=True, maintain_order="left")
+    return _with_tag_pairs(lines, "aws", prefix="user_").select(
+        bill_bill_type=pl.lit("Anniversary"),
+        bill_billing_entity=pl.lit("AWS"),
+        bill_billing_period_end_date=pl.col("BillingPeriodEnd"),
+        bill_billing_period_start_date=pl.col("BillingPeriodStart"),
+        bill_invoice_id=pl.lit("1") + pl.col("BillingPeriodStart").dt.strftime("%Y%m") + pl.lit(payer.id[-4:]),
+        bill_invoicing_entity=pl.lit("Amazon Web Services, Inc."),
+        bill_payer_account_id=pl.lit(payer.id),
+        bill_payer_account_name=pl.lit(payer.name),
+        cost_category=pl.lit([], dtype=TAG_PAIRS),
+        identity_line_item_id=pl.concat_str(
+            "_line_type", "SubAccountId", "_resource_id", "x_UsageType", "ChargePeriodStart", "_series",
+            separator="|", ignore_nulls=True,
+        ).hash(seed=SEED).cast(pl.String).str.zfill(20),
+        identity_time_interval=pl.col("ChargePeriodStart").dt.strftime(timestamp)
+        + pl.lit("/")
+        + pl.col("ChargePeriodEnd").dt.strftime(timestamp),
+        line_item_availability_zone=pl.when(pl.col("ResourceType") == "Instance")
+        .then(pl.col("RegionId") + pl.lit("a"))
+        .otherwise(pl.lit("")),
+        line_item_blended_cost=money(pl.col("_unblended")),
+        line_item_blended_rate=pl.col("_rate").fill_null(""),
+        line_item_currency_code=pl.lit(CURRENCY),
+        line_item_legal_entity=pl.lit("Amazon Web Services, Inc."),
+        line_item_line_item_description=pl.col("ChargeDescription"),
+        line_item_line_item_type=pl.col("_line_type"),
+        line_item_net_unblended_cost=money(pl.col("_unblended")),
+        line_item_net_unblended_rate=pl.col("_rate").fill_null(""),
+        line_item_operation=pl.col("x_Operation").fill_null(""),
+        line_item_product_code=pl.col("x_ServiceCode").fill_null(pl.col("ServiceName")),
+        line_item_resource_id=pl.col("_resource_id").fill_null(""),
+        line_item_tax_type=pl.when(is_line(["Tax"])).then(pl.lit("Sales Tax")).otherwise(pl.lit("")),
+        line_item_unblended_cost=money(pl.col("_unblended")),
+        line_item_unblended_rate=pl.col("_rate").fill_null(""),
+        line_item_usage_account_id=pl.col("SubAccountId"),
+        line_item_usage_account_name=pl.col("SubAccountName"),
+        line_item_usage_amount=money(pl.col("_quantity").fill_null(0)),
+        line_item_usage_end_date=pl.col("ChargePeriodEnd"),
+        line_item_usage_start_date=pl.col("ChargePeriodStart"),
+        line_item_usage_type=pl.col("x_UsageType").fill_null(""),
+        pricing_currency=pl.lit(CURRENCY),
+        pricing_lease_contract_length=pl.when(ri).then(pl.lit("1yr")).when(sp_fee).then(pl.lit("3yr")).otherwise(pl.lit("")),
+        pricing_offering_class=pl.when(ri).then(pl.lit("standard")).otherwise(pl.lit("")),
+        pricing_public_on_demand_cost=money(pl.col("_public").fill_null(0)),
+        pricing_public_on_demand_rate=pl.col("_public_rate").fill_null(""),
+        pricing_purchase_option=pl.when(ri | sp_fee).then(pl.lit("No Upfront")).otherwise(pl.lit("")),
+        pricing_term=pl.when(ri)
+        .then(pl.lit("Reserved"))
+        .when(pl.col("PricingCategory") == "Dynamic")
+        .then(pl.lit("Spot"))
+        .when(is_line(["Usage", "SavingsPlanCoveredUsage"]))
+        .then(pl.lit("OnDemand"))
+        .otherwise(pl.lit("")),
+        pricing_unit=pl.col("PricingUnit").replace({"Hours": "Hrs"}).fill_null(""),
+        product=pl.col("_product"),
+        product_instance_type=instance.fill_null(""),
+        product_product_family=family.fill_null(""),
+        product_region_code=pl.col("RegionId").fill_null(""),
+        product_servicecode=pl.col("x_ServiceCode").fill_null(""),
+        product_servicename=pl.col("ServiceName"),
+        product_sku=pl.col("SkuId").fill_null(""),
+        reservation_amortized_upfront_cost_for_usage=pl.when(is_line(["DiscountedUsage"])).then(pl.lit(0.0)),
+        reservation_amortized_upfront_fee_for_billing_period=pl.when(is_line(["RIFee"])).then(pl.lit(0.0)),
+        reservation_effective_cost=money(pl.col("_ri_effective")),
+        reservation_end_time=pl.when(ri).then(ri_end).otherwise(pl.lit("")),
+        reservation_number_of_reservations=pl.when(ri).then(pl.lit("1")).otherwise(pl.lit("")),
+        reservation_recurring_fee_for_usage=money(pl.col("_ri_effective")),
+        reservation_reservation_a_r_n=pl.col("_ri_arn").fill_null(""),
+        reservation_start_time=pl.when(ri).then(ri_start).otherwise(pl.lit("")),
+        reservation_unused_amortized_upfront_fee_for_billing_period=money(pl.col("_ri_unused")),
+        reservation_unused_quantity=money(pl.col("_ri_unused")),
+        reservation_unused_recurring_fee=money(pl.col("_ri_unused")),
+        reservation_upfront_value=pl.when(is_line(["RIFee"])).then(pl.lit(0.0)),
+        resource_tags=pl.col("_tag_pairs"),
+        savings_plan_amortized_upfront_commitment_for_billing_period=pl.when(is_line(["SavingsPlanRecurringFee"])).then(pl.lit(0.0)),
+        savings_plan_end_time=pl.when(sp).then(pl.lit(f"{sp_end.isoformat()}T00:00:00.000Z")).otherwise(pl.lit("")),
+        savings_plan_net_savings_plan_effective_cost=money(pl.col("_sp_effective")),
+        savings_plan_offering_type=pl.when(sp).then(pl.lit("ComputeSavingsPlans")).otherwise(pl.lit("")),
+        savings_plan_payment_option=pl.when(sp).then(pl.lit("No Upfront")).otherwise(pl.lit("")),
+        savings_plan_purchase_term=pl.when(sp).then(pl.lit("3yr")).otherwise(pl.lit("")),
+        savings_plan_recurring_commitment_for_billing_period=money(
+            pl.when(is_line(["SavingsPlanRecurringFee"])).then(sp_monthly)
+        ),
+        savings_plan_region=pl.lit(""),
+        savings_plan_savings_plan_a_r_n=pl.when(sp).then(pl.lit(SAVINGS_PLAN_ID)).otherwise(pl.lit("")),
+        savings_plan_savings_plan_effective_cost=money(pl.col("_sp_effective")),
+        savings_plan_savings_plan_rate=pl.col("_sp_rate_text").fill_null(""),
+        savings_plan_start_time=pl.when(sp).then(pl.lit(f"{SAVINGS_PLAN_START.isoformat()}T00:00:00.000Z")).otherwise(pl.lit("")),
+        savings_plan_total_commitment_to_date=money(pl.col("_sp_total")),
+        savings_plan_used_commitment=money(pl.col("_sp_used")),
+    )  # fmt: skip
+
+
+def _cur_table(lines: pl.DataFrame) -> pa.Table:
+    """Line items as the Arrow table of CUR 2.0 Parquet: strings, doubles, timestamps, maps (plus ``_month``)."""
+    frame = _cur_frame(lines).with_columns(lines["_month"])
+    table = frame.to_arrow()
+    columns = []
+    fields = []
+    for name, dtype in frame.schema.items():
+        column = table.column(name)
+        if name in CUR_MAP_COLUMNS:
+            columns.append(_arrow_map(column))
+            fields.append(pa.field(name, pa.map_(pa.string(), pa.string())))
+            continue
+        arrow_type = {pl.Float64: pa.float64(), pl.String: pa.string()}.get(dtype.base_type(), pa.timestamp("ms"))
+        columns.append(column.cast(arrow_type))
+        fields.append(pa.field(name, arrow_type))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _cur_column_types(schema: pa.Schema) -> list[dict[str, str]]:
+    names = {pa.string(): "string", pa.float64(): "double", pa.timestamp("ms"): "timestamp"}
+    return [{"name": f.name, "type": names.get(f.type, "map<string,string>")} for f in schema]
+
+
+def _write_cur_months(lines: pl.DataFrame, export_root: Path, delivery: str) -> list[Path]:
+    """One Parquet file and one manifest per billing period under ``export_root`` (Data Exports layout)."""
+    table = _cur_table(lines).drop_columns(["_month"])
+    spans = lines.with_row_index("_line").group_by("_month").agg(first=pl.col("_line").min(), rows=pl.len()).sort("_month")
+    paths = []
+    for month, first, rows in spans.iter_rows():
+        if lines["_month"][first + rows - 1] != month:
+            raise AssertionError("CUR lines must be sorted by billing period")
+        part = table.slice(first, rows)
+        relative = f"data/BILLING_PERIOD={month}/{AWS_EXPORT_NAME}-00001.snappy.parquet"
+        path = export_root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(part, path, compression="snappy")
+        start = date.fromisoformat(f"{month}-01")
+        end = (start + timedelta(days=32)).replace(day=1)
+        manifest = {
+            "exportArn": AWS_EXPORT_ARN,
+            "exportName": AWS_EXPORT_NAME,
+            "executionId": _stable_uuid(AWS_EXPORT_NAME, month, delivery),
+            "billingPeriod": {"start": f"{start.isoformat()}T00:00:00.000Z", "end": f"{end.isoformat()}T00:00:00.000Z"},
+            "bucket": AWS_BUCKET,
+            "dataFiles": [f"s3://{AWS_BUCKET}/{AWS_PREFIX}/{AWS_EXPORT_NAME}/{relative}"],
+            "dataFileFormat": "PARQUET",
+            "columns": _cur_column_types(part.schema),
+            "additionalOutputFiles": [],
+        }
+        _write_json(export_root / f"metadata/BILLING_PERIOD={month}/{AWS_EXPORT_NAME}-Manifest.json", manifest)
+        paths.append(path)
+    return paths
+
+
+def _cur_summary(lines: pl.DataFrame) -> dict[str, Any]:
+    """Per month: rows, unblended and amortized cost, and the same per line item type."""
+    out: dict[str, Any] = {}
+    by_type = lines.group_by("_month", "_line_type").agg(
+        rows=pl.len(), unblended=pl.col("_unblended").sum(), amortized=pl.col("_amortized").sum()
+    )
+    for month in sorted(lines["_month"].unique()):
+        part = by_type.filter(pl.col("_month") == month).sort("_line_type")
+        out[month] = {
+            "rows": int(part["rows"].sum()),
+            "unblended_cost": _usd(part["unblended"].sum()),
+            "amortized_cost": _usd(part["amortized"].sum()),
+            "by_line_item_type": {
+                r["_line_type"]: {"rows": r["rows"], "unblended_cost": _usd(r["unblended"]), "amortized_cost": _usd(r["amortized"])}
+                for r in part.iter_rows(named=True)
+            },
+        }
+    return out
+
+
+def _write_aws_cur(out_dir: Path, aws: pl.DataFrame, first_aws: pl.DataFrame) -> tuple[Delivery, Delivery, dict[str, Any]]:
+    """CUR 2.0 Parquet in the Data Exports layout: 2026-08 as first delivered, then every month as finally billed.
+
+    ``aws/cur/`` and ``aws/cur-2026-08-original/`` are each a copy of s3://larkspur-billing/cur/
+    at one time: after 2026-08's first delivery, and after its restatement. Manifests name data
+    files by their s3:// URI; the key after the bucket's ``cur/`` prefix is the path under the copy.
+    """
+    final_root = out_dir / "aws" / AWS_PREFIX / AWS_EXPORT_NAME
+    original_root = out_dir / "aws" / AWS_ORIGINAL_FOLDER / AWS_EXPORT_NAME
+    final_lines = _cur_lines(aws)
+    original_lines = _cur_lines(first_aws)
+    original_paths = _write_cur_months(original_lines, original_root, "first delivery")
+    final_paths = _write_cur_months(final_lines, final_root, "final")
+    months = sorted(final_lines["_month"].unique())
+    original = Delivery(
+        f"AWS CUR 2.0 export (Parquet, Data Exports layout), {RESTATED_MONTH} as first delivered",
+        original_paths, "aws-cur", original_root,
+    )  # fmt: skip
+    final = Delivery(
+        f"AWS CUR 2.0 export (Parquet, Data Exports layout), {months[0]}..{months[-1]} ({RESTATED_MONTH} restated after close)",
+        final_paths, "aws-cur", final_root,
+    )  # fmt: skip
+
+    def execution(root: Path, month: str) -> str:
+        manifest = root / f"metadata/BILLING_PERIOD={month}/{AWS_EXPORT_NAME}-Manifest.json"
+        return json.loads(manifest.read_text(encoding="utf-8"))["executionId"]
+
+    truth = {
+        "format": "AWS Data Exports CUR 2.0, Parquet (snappy), daily line items, money as double",
+        "s3_uri": f"s3://{AWS_BUCKET}/{AWS_PREFIX}/{AWS_EXPORT_NAME}",
+        "bucket": AWS_BUCKET,
+        "prefix": AWS_PREFIX,
+        "export_name": AWS_EXPORT_NAME,
+        "export_arn": AWS_EXPORT_ARN,
+        "export_root": _relative(final_root, out_dir),
+        "original_export_root": _relative(original_root, out_dir),
+        "tag_key_prefix": "user_",
+        "amortized_cost_rule": {
+            "SavingsPlanCoveredUsage": "savings_plan_savings_plan_effective_cost",
+            "SavingsPlanRecurringFee": "savings_plan_total_commitment_to_date - savings_plan_used_commitment",
+            "SavingsPlanNegation": "0",
+            "SavingsPlanUpfrontFee": "0",
+            "DiscountedUsage": "reservation_effective_cost",
+            "RIFee": "reservation_unused_amortized_upfront_fee_for_billing_period + reservation_unused_recurring_fee",
+            "other": "line_item_unblended_cost",
+        },
+        "monthly": _cur_summary(final_lines),
+        "restatement": {
+            "billing_period": RESTATED_MONTH,
+            "original": {**_cur_summary(original_lines)[RESTATED_MONTH], "execution_id": execution(original_root, RESTATED_MONTH)},
+            "restated": {**_cur_summary(final_lines.filter(pl.col("_month") == RESTATED_MONTH))[RESTATED_MONTH],
+                         "execution_id": execution(final_root, RESTATED_MONTH)},
+        },  # fmt: skip
+        "savings_plan": {
+            "arn": SAVINGS_PLAN_ID,
+            "offering_type": "ComputeSavingsPlans",
+            "term": "3yr",
+            "payment_option": "No Upfront",
+            "hourly_commitment": SAVINGS_PLAN_HOURLY,
+            "start": SAVINGS_PLAN_START.isoformat(),
+            "fee_lines": "one SavingsPlanRecurringFee line a day (24 hours of commitment)",
+        },
+        "reserved_instances": [
+            {
+                "arn": ri.arn,
+                "service": "AmazonRDS",
+                "instance_type": "db.r6g.large",
+                "term": "1yr",
+                "payment_option": "No Upfront",
+                "start": ri.start.isoformat(),
+                "end": ri.end.isoformat(),
+                "hourly_fee": RI_HOURLY_FEE,
+                "public_on_demand_rate": RI_PUBLIC_ON_DEMAND_RATE,
+                "usage_account_id": SUB_ACCOUNTS["larkspur-shared-services"].id,
+                "covers_resource_id": next(s.resource_id for s in SERIES if s.key == RESERVED_SERIES),
+            }
+            for ri in RESERVED_INSTANCES
+        ],
+    }
+    return original, final, truth
+
+
+# -- Google Cloud billing export ----------------------------------------------------------
+
+
+def _gcp_credits(usage: pl.DataFrame) -> pl.DataFrame:
+    """Credits riding on usage rows: ``_row`` → ``_credit`` (micro-dollars, negative) and the credit's names.
+
+    A promotional credit is spent on its SKUs from its day on, row by row, never more than a
+    row's cost, until its amount is used up.
+    """
+    parts = []
+    for credit in CREDITS:
+        if credit.provider != "gcp":
+            continue
+        amount = -int(Decimal(credit.amount) * MICRO)
+        sub = SUB_ACCOUNTS[credit.account]
+        target = (
+            (pl.col("SubAccountId") == sub.id)
+            & (pl.col("ServiceName") == SERVICES[credit.service].name)
+            & (pl.col("_day") >= credit.day)
+            & (pl.col("_month") == credit.day.strftime("%Y-%m"))
+            & pl.col("ChargeDescription").str.starts_with(credit.applies_to or "")
+        )
+        spent = (
+            usage.filter(target)
+            .sort("_day", "_series", "_resource_id")
+            .with_columns(_before=pl.col("_billed").cum_sum() - pl.col("_billed"))
+            .with_columns(_credit=-pl.min_horizontal(pl.col("_billed"), (pl.lit(amount) - pl.col("_before")).clip(0)))
+            .filter(pl.col("_credit") != 0)
+        )
+        if -spent["_credit"].sum() != amount:
+            raise AssertionError(f"{credit.description}: its SKUs cost less than the credit in {credit.day:%Y-%m}")
+        credit_id = "promotion-" + _stable_id("gcp", credit.description, length=12)
+        parts.append(
+            spent.select(
+                "_row",
+                "_credit",
+                _credit_name=pl.lit(credit.description.split(": ", 1)[-1]),
+                _credit_full_name=pl.lit(credit.description),
+                _credit_id=pl.lit(credit_id),
+                _credit_type=pl.lit("PROMOTION"),
+            )
+        )
+    schema = {"_row": pl.UInt32, "_credit": pl.Int64, "_credit_name": pl.String, "_credit_full_name": pl.String,
+              "_credit_id": pl.String, "_credit_type": pl.String}  # fmt: skip
+    return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+
+
+def _gcp_export_rows(gcp: pl.DataFrame) -> pl.DataFrame:
+    """Google Cloud rows as the detailed billing export has them: usage rows, credits riding on them."""
+    usage = gcp.filter(pl.col("ChargeCategory") == "Usage").with_row_index("_row")
+    if gcp.height - usage.height != sum(1 for c in CREDITS if c.provider == "gcp"):
+        raise AssertionError("Google Cloud rows other than usage and credits have no export shape here")
+    rows = _with_tag_pairs(usage.join(_gcp_credits(usage), on="_row", how="left"), "gcp")
+    units = pl.col("PricingUnit")
+    per_pricing_unit = units.replace_strict({k: v[1] for k, v in GCP_USAGE_UNITS.items()}, return_dtype=pl.Int64)
+    timestamp = "%Y-%m-%d %H:%M:%S UTC"
+    credit = pl.struct(
+        name=pl.col("_credit_name"),
+        amount=_as_double(pl.col("_credit")),
+        full_name=pl.col("_credit_full_name"),
+        id=pl.col("_credit_id"),
+        type=pl.col("_credit_type"),
+    )
+    credit_type = pl.List(
+        pl.Struct({"name": pl.String, "amount": pl.Float64, "full_name": pl.String, "id": pl.String, "type": pl.String})
+    )
+    projects = [s for s in SUB_ACCOUNTS.values() if s.provider == "gcp"]
+    project_numbers = {s.id: str(int(_stable_id("gcp-project", s.id, length=10), 16))[:12] for s in projects}
+    services = pl.col("ServiceName")
+    return rows.select(
+        "_month",
+        "_billed",
+        "_credit",
+        billing_account_id=pl.lit(BILLING_ACCOUNTS["gcp"].id),
+        service=pl.struct(
+            id=services.replace_strict({k: v[0] for k, v in GCP_SERVICE_IDS.items()}),
+            description=services,
+        ),
+        sku=pl.struct(id=pl.col("SkuId"), description=pl.col("ChargeDescription")),
+        usage_start_time=pl.col("ChargePeriodStart").dt.strftime(timestamp),
+        usage_end_time=pl.col("ChargePeriodEnd").dt.strftime(timestamp),
+        project=pl.struct(
+            id=pl.col("SubAccountId"),
+            number=pl.col("SubAccountId").replace_strict(project_numbers),
+            name=pl.col("SubAccountName"),
+            labels=pl.lit([], dtype=TAG_PAIRS),
+            ancestry_numbers=pl.lit("/518274630092/"),
+        ),
+        labels=pl.col("_tag_pairs"),
+        system_labels=pl.lit([], dtype=TAG_PAIRS),
+        location=pl.struct(
+            location=pl.col("RegionId"),
+            country=pl.lit("US"),
+            region=pl.col("RegionId"),
+            zone=pl.lit(None, dtype=pl.String),
+        ),
+        resource=pl.struct(
+            name=pl.col("_resource_name"),
+            global_name=pl.lit("//")
+            + services.replace_strict({k: v[1] for k, v in GCP_SERVICE_IDS.items()})
+            + pl.lit("/")
+            + pl.col("_resource_id"),
+        ),
+        export_time=(pl.col("ChargePeriodEnd") + pl.duration(hours=5, minutes=42)).dt.strftime(timestamp),
+        cost=_as_double(pl.col("_billed")),
+        currency=pl.lit(CURRENCY),
+        currency_conversion_rate=pl.lit(1.0),
+        usage=pl.struct(
+            amount=_as_double(pl.col("_qty") * per_pricing_unit),
+            unit=units.replace_strict({k: v[0] for k, v in GCP_USAGE_UNITS.items()}),
+            amount_in_pricing_units=_as_double(pl.col("_qty")),
+            pricing_unit=units.replace_strict({k: v[2] for k, v in GCP_USAGE_UNITS.items()}),
+        ),
+        credits=pl.when(pl.col("_credit").is_not_null()).then(pl.concat_list(credit)).otherwise(pl.lit([], dtype=credit_type)),
+        invoice=pl.struct(month=pl.col("_month").str.replace("-", ""), publisher_type=pl.lit("Google")),
+        cost_type=pl.lit("regular"),
+        adjustment_info=pl.lit(
+            None, dtype=pl.Struct({"id": pl.String, "description": pl.String, "mode": pl.String, "type": pl.String})
+        ),
+        cost_at_list=_as_double(pl.col("_list")),
+    )  # fmt: skip
+
+
+def _write_gcp_export(out_dir: Path, gcp: pl.DataFrame) -> tuple[Delivery, dict[str, Any]]:
+    """The detailed (resource-level) billing export as ``bq extract`` writes it: gzip newline JSON per invoice month."""
+    rows = _gcp_export_rows(gcp)
+    folder = out_dir / "gcp" / "billing_export"
+    paths, monthly = [], {}
+    for month in sorted(rows["_month"].unique()):
+        part = rows.filter(pl.col("_month") == month)
+        path = folder / month.replace("-", "") / f"{GCP_EXPORT_TABLE}-000000000000.json.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_gzip_bytes(part.drop("_month", "_billed", "_credit").write_ndjson().encode("utf-8")))
+        paths.append(path)
+        cost, credits = int(part["_billed"].sum()), int(part["_credit"].fill_null(0).sum())
+        monthly[month] = {"rows": part.height, "cost": _usd(cost), "credits": _usd(credits), "net_cost": _usd(cost + credits)}
+    months = sorted(monthly)
+    delivery = Delivery(
+        f"Google Cloud detailed billing export (newline JSON, gzip), invoice months {months[0]}..{months[-1]}",
+        paths, "gcp-export", folder,
+    )  # fmt: skip
+    truth = {
+        "format": "BigQuery detailed usage cost export extracted as newline-delimited JSON (gzip), one file per invoice month",
+        "table": GCP_EXPORT_TABLE,
+        "folder": _relative(folder, out_dir),
+        "net_cost_rule": "cost + sum(credits.amount)",
+        "monthly": monthly,
+        "credits": [
+            {
+                "description": c.description,
+                "amount": c.amount,
+                "type": "PROMOTION",
+                "project_id": SUB_ACCOUNTS[c.account].id,
+                "invoice_month": c.day.strftime("%Y%m"),
+                "applies_to_skus_starting": c.applies_to,
+                "rows": int(rows.filter(pl.col("_credit").is_not_null() & (pl.col("_month") == c.day.strftime("%Y-%m"))).height),
+            }
+            for c in CREDITS
+            if c.provider == "gcp"
+        ],
+    }
+    return delivery, truth
+
+
+# -- Azure cost exports ---------------------------------------------------------------------
+
+AZURE_COLUMNS = (
+    "InvoiceSectionName", "AccountName", "AccountOwnerId", "SubscriptionId", "SubscriptionName", "ResourceGroup",
+    "ResourceLocation", "Date", "ProductName", "MeterCategory", "MeterSubCategory", "MeterId", "MeterName",
+    "MeterRegion", "UnitOfMeasure", "Quantity", "EffectivePrice", "CostInBillingCurrency", "CostCenter",
+    "ConsumedService", "ResourceId", "Tags", "OfferId", "AdditionalInfo", "ServiceInfo1", "ServiceInfo2",
+    "ResourceName", "ReservationId", "ReservationName", "UnitPrice", "ProductOrderId", "ProductOrderName", "Term",
+    "PublisherType", "PublisherName", "ChargeType", "Frequency", "PricingModel", "AvailabilityZone",
+    "BillingAccountId", "BillingAccountName", "BillingCurrencyCode", "BillingPeriodStartDate",
+    "BillingPeriodEndDate", "BillingProfileId", "BillingProfileName", "InvoiceSectionId", "IsAzureCreditEligible",
+    "PartNumber", "PayGPrice", "PlanName", "ServiceFamily", "CostAllocationRuleName", "BenefitId", "BenefitName",
+)  # fmt: skip
+"""EA cost details columns, in the order an EA export writes them."""
+
+
+def _azure_lines(azure: pl.DataFrame, dataset: Literal["ActualCost", "AmortizedCost"]) -> pl.DataFrame:
+    """Azure rows as one month's EA export of ``dataset`` sees them (money still in micro-dollars).
+
+    The AI Search reservation is paid monthly: ActualCost shows its usage at no cost and a
+    Purchase line per month; AmortizedCost shows the usage at the reservation's hourly price
+    and no purchase. The monthly payment is that month's hours at the hourly price, so each
+    month's actual and amortized totals agree, as the ground truth records them.
+    """
+    reserved = pl.col("_series") == AZURE_RESERVED_SERIES
+    benefit_id = f"/providers/Microsoft.Capacity/reservationOrders/{AZURE_RESERVATION_ORDER}/reservations/{AZURE_RESERVATION_ID}"
+    lines = azure.with_columns(
+        _cost=pl.when(reserved & pl.lit(dataset == "ActualCost")).then(0).otherwise(pl.col("_billed")),
+        _effective_price=pl.when(reserved & pl.lit(dataset == "ActualCost")).then(pl.lit("0")).otherwise(pl.col("_billed_price")),
+        _charge_type=pl.lit("Usage"),
+        _frequency=pl.lit("UsageBased"),
+        _pricing_model=pl.when(reserved).then(pl.lit("Reservation")).otherwise(pl.lit("OnDemand")),
+        _reservation_id=pl.when(reserved).then(pl.lit(AZURE_RESERVATION_ID)),
+        _reservation_name=pl.when(reserved).then(pl.lit(AZURE_RESERVATION_NAME)),
+        _benefit_id=pl.when(reserved).then(pl.lit(benefit_id)),
+        _quantity=pl.col("_qty"),
+    )  # fmt: skip
+    if dataset == "ActualCost":
+        sub = SUB_ACCOUNTS["lk-support-prod"]
+        purchases = (
+            lines.filter(reserved)
+            .group_by("_month")
+            .agg(pl.col("_billed").sum().alias("_cost"), pl.col("BillingPeriodStart").first(), pl.col("BillingPeriodEnd").first())
+            .with_columns(
+                _day=pl.col("BillingPeriodStart").dt.date(),
+                _series=pl.lit(AZURE_RESERVED_SERIES + "-purchase"),
+                _charge_type=pl.lit("Purchase"),
+                _frequency=pl.lit("Recurring"),
+                _pricing_model=pl.lit("Reservation"),
+                _reservation_id=pl.lit(AZURE_RESERVATION_ID),
+                _reservation_name=pl.lit(AZURE_RESERVATION_NAME),
+                _benefit_id=pl.lit(benefit_id),
+                _quantity=pl.lit(MICRO, dtype=pl.Int64),
+                _effective_price=_decimal_text(pl.col("_cost")),
+                _contracted_price=_decimal_text(pl.col("_cost")),
+                SubAccountId=pl.lit(sub.id),
+                SubAccountName=pl.lit(sub.name),
+                ServiceName=pl.lit(SERVICES["azure_search"].name),
+                RegionId=pl.lit("eastus2"),
+                Tags=pl.lit("{}"),
+            )
+        )  # fmt: skip
+        lines = pl.concat([lines, purchases], how="diagonal_relaxed")
+    return lines.sort("_day", "SubAccountId", "_series", "_resource_id", "_charge_type", nulls_last=True, maintain_order=True)
+
+
+def _azure_frame(lines: pl.DataFrame) -> pl.DataFrame:
+    """The EA export's columns as text, in order (dates MM/DD/YYYY, tags without braces)."""
+    account = BILLING_ACCOUNTS["azure"]
+    purchase = pl.col("_charge_type") == "Purchase"
+    us_date = "%m/%d/%Y"
+    region_names = {"eastus": "US East", "eastus2": "US East 2"}
+    meter_ids = {sku: _stable_uuid("azure-meter", sku) for sku in lines["SkuId"].drop_nulls().unique()}
+    product = (
+        pl.col("x_SkuMeterCategory") + pl.lit(" ") + pl.col("x_SkuMeterSubcategory") + pl.lit(" - ") + pl.col("x_SkuMeterName")
+        + pl.lit(" - ") + pl.col("RegionId").replace_strict(region_names, default="")
+    )  # fmt: skip
+    text = {
+        "InvoiceSectionName": pl.lit("Larkspur Labs"),
+        "AccountName": pl.lit("Larkspur Cloud Platform"),
+        "AccountOwnerId": pl.lit("cloud-platform@larkspur.example"),
+        "SubscriptionId": pl.col("SubAccountId").str.strip_prefix("/subscriptions/"),
+        "SubscriptionName": pl.col("SubAccountName"),
+        "ResourceGroup": pl.col("x_ResourceGroupName"),
+        "ResourceLocation": pl.col("RegionId"),
+        "Date": pl.col("_day").dt.strftime(us_date),
+        "ProductName": pl.when(purchase).then(pl.lit("Azure AI Search Standard S1 - Reserved Capacity")).otherwise(product),
+        "MeterCategory": pl.col("x_SkuMeterCategory"),
+        "MeterSubCategory": pl.col("x_SkuMeterSubcategory"),
+        "MeterId": pl.col("SkuId").replace_strict(meter_ids, default=None),
+        "MeterName": pl.col("x_SkuMeterName"),
+        "MeterRegion": pl.col("RegionId").replace_strict(region_names, default=None),
+        "UnitOfMeasure": pl.when(purchase)
+        .then(pl.lit("1"))
+        .otherwise(pl.col("PricingUnit").replace_strict(AZURE_UNITS, default=None)),
+        "Quantity": _decimal_text(pl.col("_quantity")),
+        "EffectivePrice": pl.col("_effective_price"),
+        "CostInBillingCurrency": _decimal_text(pl.col("_cost")),
+        "CostCenter": pl.lit(""),
+        "ConsumedService": pl.when(purchase).then(pl.lit("Microsoft.Capacity")).otherwise(
+            pl.col("ServiceName").replace_strict(AZURE_CONSUMED_SERVICES, default=None)
+        ),
+        "ResourceId": pl.col("_resource_id"),
+        "Tags": pl.col("Tags").str.strip_prefix("{").str.strip_suffix("}"),
+        "OfferId": pl.lit("MS-AZR-0017P"),
+        "AdditionalInfo": pl.lit('{"ServiceType": "') + pl.col("SkuPriceDetails").str.json_path_match("$.InstanceType") + pl.lit('"}'),
+        "ServiceInfo1": pl.lit(""),
+        "ServiceInfo2": pl.lit(""),
+        "ResourceName": pl.col("_resource_name"),
+        "ReservationId": pl.col("_reservation_id"),
+        "ReservationName": pl.col("_reservation_name"),
+        "UnitPrice": pl.col("_contracted_price"),
+        "ProductOrderId": pl.when(pl.col("_reservation_id").is_not_null()).then(pl.lit(AZURE_RESERVATION_ORDER)),
+        "ProductOrderName": pl.when(pl.col("_reservation_id").is_not_null()).then(
+            pl.lit("Azure AI Search Standard S1, US East 2, 3 Years")
+        ),
+        "Term": pl.when(pl.col("_reservation_id").is_not_null()).then(pl.lit(str(AZURE_RESERVATION_TERM_MONTHS))),
+        "PublisherType": pl.lit("Azure"),
+        "PublisherName": pl.lit("Microsoft"),
+        "ChargeType": pl.col("_charge_type"),
+        "Frequency": pl.col("_frequency"),
+        "PricingModel": pl.col("_pricing_model"),
+        "AvailabilityZone": pl.lit(""),
+        "BillingAccountId": pl.lit(account.id),
+        "BillingAccountName": pl.lit(account.name),
+        "BillingCurrencyCode": pl.lit(CURRENCY),
+        "BillingPeriodStartDate": pl.col("BillingPeriodStart").dt.strftime(us_date),
+        "BillingPeriodEndDate": (pl.col("BillingPeriodEnd") - pl.duration(days=1)).dt.strftime(us_date),
+        "BillingProfileId": pl.lit(account.id),
+        "BillingProfileName": pl.lit(account.name),
+        "InvoiceSectionId": pl.lit(""),
+        "IsAzureCreditEligible": pl.when(purchase).then(pl.lit("False")).otherwise(pl.lit("True")),
+        "PartNumber": pl.lit(""),
+        "PayGPrice": pl.when(purchase).then(pl.lit("0")).otherwise(pl.col("_list_price")),
+        "PlanName": pl.lit(""),
+        "ServiceFamily": pl.when(pl.col("ServiceName").is_in(["Virtual Machines", "Azure Machine Learning"])).then(
+            pl.lit("Compute")
+        ).when(pl.col("ServiceName") == "Storage").then(pl.lit("Storage")).otherwise(pl.lit("AI + Machine Learning")),
+        "CostAllocationRuleName": pl.lit(""),
+        "BenefitId": pl.col("_benefit_id"),
+        "BenefitName": pl.col("_reservation_name"),
+    }  # fmt: skip
+    if set(text) != set(AZURE_COLUMNS):
+        raise AssertionError(f"Azure columns out of step: {set(text) ^ set(AZURE_COLUMNS)}")
+    # An empty field is written bare (,,), as Cost Management writes it, not as a quoted "".
+    return lines.select(**{name: pl.when(text[name] != "").then(text[name]) for name in AZURE_COLUMNS})
+
+
+def _write_azure_exports(out_dir: Path, azure: pl.DataFrame) -> tuple[Delivery, dict[str, Any]]:
+    """Cost Management exports (v2 layout): per month and dataset one run with a CSV part and a manifest.json.
+
+    ``azure/`` is the storage container's root; manifest ``blobName`` values are relative to it.
+    """
+    container = out_dir / "azure"
+    paths: list[Path] = []
+    monthly: dict[str, dict[str, Any]] = {}
+    for dataset, export_name in AZURE_EXPORTS.items():
+        lines = _azure_lines(azure, dataset)  # type: ignore[arg-type]
+        text = _azure_frame(lines).with_columns(lines["_month"], lines["_cost"])
+        for month in sorted(lines["_month"].unique()):
+            part = text.filter(pl.col("_month") == month)
+            start = date.fromisoformat(f"{month}-01")
+            end = (start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+            run_id = _stable_uuid("azure-export", export_name, month)
+            folder = f"{AZURE_ROOT_FOLDER}/{export_name}/{start:%Y%m%d}-{end:%Y%m%d}/{run_id}"
+            data = part.drop("_month", "_cost").write_csv().encode("utf-8")
+            path = container / folder / "part_0_0001.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            paths.append(path)
+            submitted = (end + timedelta(days=3)).isoformat() + "T06:18:44.0000000Z"
+            _write_json(
+                container / folder / "manifest.json",
+                {
+                    "manifestVersion": "2024-04-01",
+                    "byteCount": len(data),
+                    "blobCount": 1,
+                    "dataRowCount": part.height,
+                    "exportConfig": {
+                        "exportName": export_name,
+                        "resourceId": f"/providers/Microsoft.Billing/billingAccounts/{BILLING_ACCOUNTS['azure'].id}"
+                        f"/providers/Microsoft.CostManagement/exports/{export_name}",
+                        "dataVersion": AZURE_DATA_VERSION,
+                        "apiVersion": AZURE_API_VERSION,
+                        "type": dataset,
+                        "timeFrame": "TheLastMonth",
+                        "granularity": "Daily",
+                    },
+                    "deliveryConfig": {
+                        "partitionData": True,
+                        "dataOverwriteBehavior": "CreateNewReport",
+                        "fileFormat": "Csv",
+                        "compressionMode": "None",
+                        "containerUri": AZURE_STORAGE_ACCOUNT_ID,
+                        "rootFolderPath": AZURE_ROOT_FOLDER,
+                    },
+                    "runInfo": {
+                        "executionType": "Scheduled",
+                        "submittedTime": submitted,
+                        "runId": run_id,
+                        "startDate": f"{start.isoformat()}T00:00:00",
+                        "endDate": f"{end.isoformat()}T00:00:00",
+                    },
+                    "blobs": [{"blobName": f"{folder}/part_0_0001.csv", "byteCount": len(data), "dataRowCount": part.height}],
+                },
+            )
+            key = "actual" if dataset == "ActualCost" else "amortized"
+            monthly.setdefault(month, {})[key] = {"rows": part.height, "cost": _usd(part["_cost"].sum())}
+    months = sorted(monthly)
+    delivery = Delivery(
+        f"Azure EA cost exports, actual and amortized (CSV, export runs with manifests), {months[0]}..{months[-1]}",
+        sorted(paths), "azure", container,
+    )  # fmt: skip
+    search = next(s for s in SERIES if s.key == AZURE_RESERVED_SERIES)
+    truth = {
+        "format": "Cost Management exports (v2), EA cost details CSV, one run per month and dataset with manifest.json",
+        "container_root": _relative(container, out_dir),
+        "root_folder": AZURE_ROOT_FOLDER,
+        "exports": AZURE_EXPORTS,
+        "billed_cost_rule": "sum(CostInBillingCurrency) of the ActualCost export",
+        "effective_cost_rule": "sum(CostInBillingCurrency) of the AmortizedCost export",
+        "date_format": "MM/DD/YYYY",
+        "monthly": monthly,
+        "reservation": {
+            "reservation_id": AZURE_RESERVATION_ID,
+            "reservation_order_id": AZURE_RESERVATION_ORDER,
+            "name": AZURE_RESERVATION_NAME,
+            "subscription_id": SUB_ACCOUNTS["lk-support-prod"].id,
+            "covers_resource_id": search.resource_id,
+            "start": AZURE_RESERVATION_START.isoformat(),
+            "term_months": AZURE_RESERVATION_TERM_MONTHS,
+            "billing": "monthly: each month's hours at the hourly price (not Azure's equal monthly split,"
+            " which would make actual and amortized differ by month length)",
+            "hourly_price": _dec_str(Decimal(search.sku.list_price) * Decimal(BILLING_ACCOUNTS["azure"].contract_discount)),
+        },
+    }
+    return delivery, truth
 
 
 # --------------------------------------------------------------------------------------

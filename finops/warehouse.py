@@ -147,6 +147,15 @@ CHARGES_V1_COLUMNS: dict[str, str] = {**FOCUS_COLUMNS, **LINEAGE_COLUMNS}
 CHARGES_COLUMNS: dict[str, str] = {**CHARGES_V1_COLUMNS, **NATIVE_COLUMNS}
 """Every column of `charges` at the current schema version."""
 
+# Azure keeps the lines of its actual-cost and amortized-cost exports apart (schema v3): a month
+# of `charges` is rebuilt from both, BilledCost from the actual lines and EffectiveCost from the
+# matching amortized ones (see connectors/azure.py). A line has the columns of `charges` plus these.
+AZURE_EXPORT_LINE_COLUMNS: dict[str, str] = {
+    "x_ExportKey": "VARCHAR",  # the export a line came from: container/directory/export-name, or file:<type>
+    "x_ExportType": "VARCHAR",  # actual | amortized
+    "x_LineKey": "VARCHAR",  # the same charge in both exports has the same key (date, subscription, resource, meter, …)
+}
+
 LLM_REQUESTS_COLUMNS: dict[str, str] = {
     "period_start": "TIMESTAMP",
     "period_end": "TIMESTAMP",
@@ -253,6 +262,9 @@ MIGRATIONS: list[list[str]] = [
             x_Source VARCHAR,
             x_BatchId BIGINT
         )""",
+    ],
+    [  # 3: Azure export lines (issue 4), so actual and amortized exports of a month can be matched
+        _create_table("azure_export_lines", {**CHARGES_V1_COLUMNS, **NATIVE_COLUMNS, **AZURE_EXPORT_LINE_COLUMNS}),
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

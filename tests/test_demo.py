@@ -37,32 +37,49 @@ def cents(value: str | Decimal) -> Decimal:
     return Decimal(value).quantize(CENT)
 
 
+def _native_rows(truth: dict, provider: str, month: str) -> int:
+    """Charge rows the native export of ``provider`` has for ``month`` (FOCUS rows for the APIs)."""
+    native = truth["native_exports"]
+    if provider == "aws":
+        return native["aws"]["monthly"][month]["rows"]
+    if provider == "gcp":
+        return native["gcp"]["monthly"][month]["rows"]
+    if provider == "azure":  # one charge per actual-cost line; amortized lines are matched to them
+        return native["azure"]["monthly"][month]["actual"]["rows"]
+    return truth["monthly_totals"][month][provider]["rows"]
+
+
 def test_every_month_and_provider_matches_the_exports_after_the_restatement(wh, truth):
     names = {key: p["provider_name"] for key, p in truth["providers"].items()}
     loaded = wh.query(
-        "SELECT strftime(BillingPeriodStart, '%Y-%m') AS month, ProviderName AS provider, count(*) AS rows,"
-        " sum(BilledCost) AS billed, sum(EffectiveCost) AS effective FROM charges GROUP BY ALL"
+        "SELECT strftime(BillingPeriodStart, '%Y-%m') AS month, ProviderName AS provider, x_Source AS source,"
+        " count(*) AS rows, sum(BilledCost) AS billed, sum(EffectiveCost) AS effective FROM charges GROUP BY ALL"
     )
-    got = {(r["month"], r["provider"]): (r["rows"], r["billed"], r["effective"]) for r in loaded.iter_rows(named=True)}
+    got = {(r["month"], r["provider"]): (r["source"], r["rows"], r["billed"], r["effective"]) for r in loaded.iter_rows(named=True)}
+    sources = {"aws": "aws-cur", "gcp": "gcp-billing", "azure": "azure", "openai": "focus", "anthropic": "focus"}
     expected = {
-        (month, names[key]): (t["rows"], Decimal(t["billed_cost"]), Decimal(t["effective_cost"]))
+        (month, names[key]): (sources[key], _native_rows(truth, key, month), Decimal(t["billed_cost"]), Decimal(t["effective_cost"]))
         for month, per_provider in truth["monthly_totals"].items()
         for key, t in per_provider.items()
     }
-    assert got == expected  # the 2026-08 AWS figures are the restated ones, nothing doubled
-    assert sum(rows for rows, _, _ in got.values()) == truth["rows"]
+    assert got == expected  # 2026-08 AWS is the restated delivery, nothing doubled
 
 
 def test_demo_reports_the_restatement_and_every_load_succeeded(wh, truth, sample_build):
-    restatement = truth["restatement"]
-    assert f"replaced {restatement['original']['rows']:,}" in sample_build.demo_output
+    original = truth["native_exports"]["aws"]["restatement"]["original"]
+    assert f"replaced {original['rows']:,}" in sample_build.demo_output
     batches = wh.query(
-        "SELECT status, sum(rows_read)::BIGINT AS read, sum(rows_quarantined)::BIGINT AS quarantined"
-        " FROM ingest_batches GROUP BY ALL"
+        "SELECT source_kind, status, count(*) AS batches, sum(rows_quarantined)::BIGINT AS quarantined"
+        " FROM ingest_batches GROUP BY ALL ORDER BY source_kind"
     )
-    # Every delivered row was read once, the first 2026-08 delivery included; none rejected.
-    read = truth["rows"] + restatement["original"]["rows"]
-    assert batches.to_dicts() == [{"status": "succeeded", "read": read, "quarantined": 0}]
+    months = len(truth["billing_periods"])
+    # aws-cur: one batch per period, plus the first 2026-08 delivery; the others one batch each.
+    assert batches.to_dicts() == [
+        {"source_kind": "aws-cur", "status": "succeeded", "batches": months + 1, "quarantined": 0},
+        {"source_kind": "azure", "status": "succeeded", "batches": 1, "quarantined": 0},
+        {"source_kind": "focus", "status": "succeeded", "batches": 2, "quarantined": 0},
+        {"source_kind": "gcp-billing", "status": "succeeded", "batches": 1, "quarantined": 0},
+    ]
 
 
 def test_quarter_headline_matches_the_ground_truth(wh, truth, sample_build):
