@@ -52,7 +52,7 @@ Mapping to FOCUS: ProviderName and InvoiceIssuerName "Microsoft"; BillingAccount
 subscription when a file has none, as old pay-as-you-go files); SubAccountId/Name the
 subscription; ServiceName the MeterCategory, except "Azure Machine Learning" for lines of
 ``Microsoft.MachineLearningServices`` (their compute is billed under "Virtual Machines");
-ServiceCategory "AI and Machine Learning" for Azure OpenAI, Cognitive Services, AI services,
+ServiceCategory "AI and Machine Learning" for Azure OpenAI, Cognitive Services and Search, AI services,
 Foundry and Machine Learning; SkuId the MeterId, SkuMeter the MeterName, x_UsageType
 "MeterSubCategory MeterName" (what finops.classify reads); x_LineItemType the ChargeType;
 x_PricingModel the PricingModel without spaces (OnDemand, Reservation, SavingsPlan, Spot);
@@ -219,7 +219,7 @@ CHARGE_CATEGORIES = {
 }
 """ChargeType (lower case, no spaces) → FOCUS ChargeCategory."""
 
-_AI_SERVICES = "openai|cognitive services|ai services|foundry|machine learning|azure ai|ai search|bot service"
+_AI_SERVICES = "openai|cognitive (services|search)|ai services|foundry|machine learning|azure ai|ai search|bot service"
 _SERVICE_CATEGORIES = (
     (_AI_SERVICES, "AI and Machine Learning"),
     ("sql|cosmos|database|redis|postgres|mysql|mariadb", "Databases"),
