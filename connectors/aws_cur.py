@@ -866,17 +866,8 @@ def _load(
             )
         except duckdb.Error as exc:
             raise SourceError(f"{uri}: cannot be loaded: {_first_line(exc)}; nothing was written") from None
-        period_totals = batch.execute(
-            "SELECT strftime(BillingPeriodStart, '%Y-%m') AS billing_period, count(*) AS rows,"
-            " sum(BilledCost) AS billed_cost, sum(EffectiveCost) AS effective_cost"
-            " FROM charges WHERE x_BatchId = ? GROUP BY ALL ORDER BY billing_period",
-            [batch.batch_id],
-        ).pl()
-        sample = batch.execute(
-            "SELECT file, row_number, column_name, reason FROM quarantine WHERE batch_id = ?"
-            " ORDER BY file, row_number LIMIT 20",
-            [batch.batch_id],
-        ).pl()
+        period_totals = batch.period_totals()
+        sample = batch.quarantine_sample()
     return PeriodLoad(period, manifest, export_id, dialect, result, files, period_totals, sample)
 
 

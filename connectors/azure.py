@@ -935,23 +935,14 @@ def _load_native(wh: Warehouse, plans: list[_Plan], report: ProgressCallback) ->
             state=state,
         )
         _delete_lines_not_in(batch, current)  # the runs this one replaced
-        period_totals = batch.execute(
-            "SELECT strftime(BillingPeriodStart, '%Y-%m') AS billing_period, count(*) AS rows,"
-            " sum(BilledCost) AS billed_cost, sum(EffectiveCost) AS effective_cost"
-            " FROM charges WHERE x_BatchId = ? GROUP BY ALL ORDER BY billing_period",
-            [batch.batch_id],
-        ).pl()
+        period_totals = batch.period_totals()
         partitions = batch.execute(
             "SELECT BillingAccountId AS billing_account, strftime(BillingPeriodStart, '%Y-%m') AS billing_period,"
             " count(*) AS rows, sum(BilledCost) AS billed_cost, sum(EffectiveCost) AS effective_cost"
             " FROM charges WHERE x_BatchId = ? GROUP BY ALL ORDER BY ALL",
             [batch.batch_id],
         ).pl()
-        sample = batch.execute(
-            "SELECT file, row_number, column_name, reason FROM quarantine WHERE batch_id = ?"
-            " ORDER BY file, row_number LIMIT 20",
-            [batch.batch_id],
-        ).pl()
+        sample = batch.quarantine_sample()
     basis = pl.DataFrame(
         [{"billing_account": a, "billing_period": p[:7], "cost_basis": b} for (a, p), b in bases.items()],
         schema={"billing_account": pl.String, "billing_period": pl.String, "cost_basis": pl.String},

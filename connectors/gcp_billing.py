@@ -349,17 +349,8 @@ def _load(
                 ),
                 state=state,
             )
-        period_totals = batch.execute(
-            "SELECT strftime(BillingPeriodStart, '%Y-%m') AS billing_period, count(*) AS rows,"
-            " sum(BilledCost) AS billed_cost, sum(EffectiveCost) AS effective_cost"
-            " FROM charges WHERE x_BatchId = ? GROUP BY ALL ORDER BY billing_period",
-            [batch.batch_id],
-        ).pl()
-        sample = batch.execute(
-            "SELECT file, row_number, column_name, reason FROM quarantine WHERE batch_id = ?"
-            " ORDER BY file, row_number LIMIT 20",
-            [batch.batch_id],
-        ).pl()
+        period_totals = batch.period_totals()
+        sample = batch.quarantine_sample()
     return IngestReport(result, list(files), period_totals, sample)
 
 

@@ -625,6 +625,23 @@ class LoadBatch:
         self.finished = True
         return LoadResult(self.batch_id, rows_read, loaded, quarantined, replaced, partitions)
 
+    def period_totals(self) -> pl.DataFrame:
+        """What this batch loaded into `charges`, per billing period: rows, BilledCost, EffectiveCost."""
+        return self.con.execute(
+            "SELECT strftime(BillingPeriodStart, '%Y-%m') AS billing_period, count(*) AS rows,"
+            " sum(BilledCost) AS billed_cost, sum(EffectiveCost) AS effective_cost"
+            " FROM charges WHERE x_BatchId = ? GROUP BY ALL ORDER BY billing_period",
+            [self.batch_id],
+        ).pl()
+
+    def quarantine_sample(self, limit: int = 20) -> pl.DataFrame:
+        """The first rows this batch quarantined (file, row_number, column_name, reason), to show the user."""
+        return self.con.execute(
+            "SELECT file, row_number, column_name, reason FROM quarantine WHERE batch_id = ?"
+            " ORDER BY file, row_number LIMIT ?",
+            [self.batch_id, limit],
+        ).pl()
+
     def _save_state(self, state: Mapping[str, Any]) -> None:
         self.con.executemany(
             "INSERT OR REPLACE INTO source_state (source_kind, state_key, value, batch_id, updated_at)"
