@@ -156,7 +156,7 @@ AZURE_EXPORT_LINE_COLUMNS: dict[str, str] = {
     "x_LineKey": "VARCHAR",  # the same charge in both exports has the same key (date, subscription, resource, meter, …)
 }
 
-LLM_REQUESTS_COLUMNS: dict[str, str] = {
+LLM_REQUESTS_V1_COLUMNS: dict[str, str] = {
     "period_start": "TIMESTAMP",
     "period_end": "TIMESTAMP",
     "source": "VARCHAR",
@@ -182,6 +182,53 @@ LLM_REQUESTS_COLUMNS: dict[str, str] = {
     "x_BatchId": "BIGINT",
 }
 
+TOKEN_PRICE = "DECIMAL(38, 18)"
+"""USD per token: prices such as 7.5e-8 per cached token need more than MONEY's 10 decimals."""
+
+# Added to `llm_requests` in schema v4. `cost` is what the source reported, else our price;
+# `cost_source` says which ('reported', 'priced', or 'unpriced' with cost NULL: never a silent 0).
+LLM_REQUESTS_V4_COLUMNS: dict[str, str] = {
+    "call_type": "VARCHAR",  # completion, embedding, image, audio, … (LiteLLM call_type, API endpoint)
+    "status": "VARCHAR",  # success / failure, as the source says
+    "cache_hit": "BOOLEAN",  # a gateway-side cache hit (no provider call)
+    "service_tier": "VARCHAR",  # default, batch, flex, priority
+    "tags": "VARCHAR[]",  # request tags (LiteLLM request_tags); never multiply totals by them
+    "span_id": "VARCHAR",  # OTel span / Langfuse observation id
+    "parent_span_id": "VARCHAR",
+    "reported_cost": MONEY,  # the source's own cost, in cost_currency
+    "priced_cost": MONEY,  # our price of the same tokens (USD), NULL when the model has no price
+    "x_SourceKey": "VARCHAR",  # where the row came from: file, API page, table
+}
+LLM_REQUESTS_COLUMNS: dict[str, str] = {**LLM_REQUESTS_V1_COLUMNS, **LLM_REQUESTS_V4_COLUMNS}
+"""Every column of `llm_requests` at the current schema version."""
+
+# Per-token USD prices by provider and model (issue 5), from the LiteLLM price map or our own
+# override CSV (negotiated prices), valid from/to a date. NULL means "no price", never 0.
+PRICES_COLUMNS: dict[str, str] = {
+    "provider": "VARCHAR",
+    "model": "VARCHAR",
+    "input": TOKEN_PRICE,  # fresh (uncached) input
+    "cached_input": TOKEN_PRICE,  # cache read
+    "cache_write": TOKEN_PRICE,  # cache creation (Anthropic 5-minute)
+    "cache_write_1h": TOKEN_PRICE,  # Anthropic 1-hour cache creation
+    "output": TOKEN_PRICE,
+    "reasoning": TOKEN_PRICE,  # NULL: reasoning tokens are priced as output
+    "input_batch": TOKEN_PRICE,
+    "output_batch": TOKEN_PRICE,
+    "input_priority": TOKEN_PRICE,
+    "output_priority": TOKEN_PRICE,
+    "long_context_threshold": "BIGINT",  # input tokens above which the whole request is priced at the tier below
+    "input_above_threshold": TOKEN_PRICE,
+    "output_above_threshold": TOKEN_PRICE,
+    "per_request": MONEY,  # a fixed price per request (e.g. web search), if any
+    "valid_from": "DATE",
+    "valid_to": "DATE",  # exclusive; NULL: still valid
+    "currency": "VARCHAR",
+    "price_source": "VARCHAR",  # litellm | override | …
+    "x_Source": "VARCHAR",
+    "x_BatchId": "BIGINT",
+}
+
 PARTITION_COLUMNS = ("x_Source", "BillingAccountId", "BillingPeriodStart")
 """What one load replaces in `charges`: a source's billing account and billing period."""
 
@@ -196,7 +243,7 @@ def _create_table(name: str, columns: dict[str, str]) -> str:
 MIGRATIONS: list[list[str]] = [
     [  # 1: the foundation
         _create_table("charges", CHARGES_V1_COLUMNS),
-        _create_table("llm_requests", LLM_REQUESTS_COLUMNS),
+        _create_table("llm_requests", LLM_REQUESTS_V1_COLUMNS),
         """CREATE TABLE IF NOT EXISTS ingest_batches (
             batch_id BIGINT PRIMARY KEY,
             source_kind VARCHAR NOT NULL,
@@ -265,6 +312,10 @@ MIGRATIONS: list[list[str]] = [
     ],
     [  # 3: Azure export lines (issue 4), so actual and amortized exports of a month can be matched
         _create_table("azure_export_lines", {**CHARGES_V1_COLUMNS, **NATIVE_COLUMNS, **AZURE_EXPORT_LINE_COLUMNS}),
+    ],
+    [  # 4: gateway and model-API usage (issue 5): request details, both costs, token prices
+        *(f'ALTER TABLE llm_requests ADD COLUMN IF NOT EXISTS "{c}" {t}' for c, t in LLM_REQUESTS_V4_COLUMNS.items()),
+        _create_table("prices", PRICES_COLUMNS),
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
