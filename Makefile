@@ -8,7 +8,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 QUARTER ?= 2026Q3
 
-.PHONY: setup demo test lab clean
+.PHONY: setup demo test lab clean chromium
 
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -27,7 +27,14 @@ AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
 $(AZURITE):
 	npm install --prefix .tools/azurite --no-audit --no-fund azurite@$(AZURITE_VERSION)
 
-test: setup $(AZURITE)
+# The report test opens the HTML in headless Chromium with no network (Debian's package).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing and no root: the browser test will be skipped"; fi; }
+
+test: setup $(AZURITE) chromium
 	$(UV) run pytest
 
 # The notebooks read $FINOPS_WAREHOUSE and $FINOPS_CONFIG; point them at this project's files.
