@@ -230,6 +230,8 @@ PRICES_COLUMNS: dict[str, str] = {
 }
 
 PARTITION_COLUMNS = ("x_Source", "BillingAccountId", "BillingPeriodStart")
+MAX_RECORDED_PARTITIONS = 100
+"""How many replaced partitions a batch lists in ingest_batches.partitions (then '… and N more')."""
 """What one load replaces in `charges`: a source's billing account and billing period."""
 
 
@@ -644,7 +646,16 @@ class LoadBatch:
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _partitions AS SELECT DISTINCT {keys} FROM ({rows_sql})")
-            partitions = [r[0] for r in con.execute(f"SELECT {label} FROM _partitions ORDER BY ALL").fetchall()]
+            # Keyed loads (one partition per request id) would record every key: keep the first few.
+            count = con.execute("SELECT count(*) FROM _partitions").fetchone()[0]
+            partitions = [
+                r[0]
+                for r in con.execute(
+                    f"SELECT {label} FROM _partitions ORDER BY ALL LIMIT {MAX_RECORDED_PARTITIONS}"
+                ).fetchall()
+            ]
+            if count > MAX_RECORDED_PARTITIONS:
+                partitions.append(f"… and {count - MAX_RECORDED_PARTITIONS:,} more")
             replaced = con.execute(
                 f"DELETE FROM {table} AS target USING _partitions AS p WHERE {match}"
             ).fetchone()[0]

@@ -1,0 +1,288 @@
+"""OpenTelemetry GenAI and Langfuse trace connectors, and the per-task cost roll-up, end to end.
+
+Fixtures are in the real export shapes: tests/data/otel/agents.jsonl is what the Collector's
+file exporter writes (one OTLP/JSON request per line, ids in hex, 64-bit integers as strings,
+a metrics line in between); tests/data/langfuse/trace_export.json is a Langfuse trace export
+({trace, observations} with content, metadata and cost fields). Both carry a marker string in
+every content field. Expected tokens and costs are computed here by hand from the token counts
+written in the fixtures and the prices this test inserts.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connectors import langfuse, otel
+from finops.cli import cli
+from finops.exceptions import SourceError
+from finops.usage import agent_costs, task_costs
+from finops.warehouse import Warehouse
+
+DATA = Path(__file__).parent.parent / "data"
+OTEL_FILE = DATA / "otel" / "agents.jsonl"
+LANGFUSE_FILE = DATA / "langfuse" / "trace_export.json"
+MARKER = "SECRET-PROMPT-MARKER-7f3a"
+TRACE_A = "4bf92f3577b34da6a3ce929d0e0e4736"
+ROOT_A = "00f067aa0ba902b7"
+NOV, DEC = date(2025, 11, 1), date(2025, 12, 1)
+
+D = Decimal
+# USD per token: (provider, model, input, cached input, cache write, output)
+PRICES = [
+    ("openai", "gpt-4o", D("0.0000025"), D("0.00000125"), None, D("0.00001")),
+    ("openai", "gpt-4o-2024-08-06", D("0.0000025"), D("0.00000125"), None, D("0.00001")),
+    ("openai", "gpt-4o-mini", D("0.00000015"), D("0.000000075"), None, D("0.0000006")),
+    ("openai", "o3-mini", D("0.0000011"), D("0.00000055"), None, D("0.0000044")),
+    ("openai", "text-embedding-3-small", D("0.00000002"), None, None, None),
+    ("anthropic", "claude-sonnet-4-20250514", D("0.000003"), D("0.0000003"), D("0.00000375"), D("0.000015")),
+]
+
+
+@pytest.fixture
+def wh(tmp_path: Path) -> Warehouse:
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    with warehouse.writer() as con:
+        con.executemany(
+            "INSERT INTO prices (provider, model, input, cached_input, cache_write, output, valid_from, currency, price_source)"
+            " VALUES (?, ?, ?, ?, ?, ?, DATE '2024-01-01', 'USD', 'override')",
+            [list(p) for p in PRICES],
+        )
+    return warehouse
+
+
+def requests(wh: Warehouse, source: str) -> dict[str, dict]:
+    frame = wh.query("SELECT * FROM llm_requests WHERE x_Source = ? ORDER BY request_id", [source])
+    return {row["span_id"]: row for row in frame.iter_rows(named=True)}
+
+
+# Trace A by hand (agents.jsonl): gen_ai.usage.input_tokens includes the cached tokens.
+CHAT1 = D(1200 - 200) * D("0.0000025") + 200 * D("0.00000125") + 300 * D("0.00001")  # researcher, gpt-4o-2024-08-06
+CHAT2 = 800 * D("0.0000025") + 150 * D("0.00001")  # researcher, under a tool span
+CHAT3 = (D(2000 - 1500 - 300) * D("0.000003") + 1500 * D("0.0000003") + 300 * D("0.00000375")
+         + 400 * D("0.000015"))  # summarizer sub-agent  # fmt: skip
+EMBEDDING = 500 * D("0.00000002")
+
+
+def test_otel_spans_become_priced_model_calls_with_agent_and_task(wh: Warehouse) -> None:
+    report = otel.ingest(wh, [OTEL_FILE])
+    # 6 model-call spans: 5 loaded, 1 with input_tokens "lots" quarantined; agent/tool spans are not rows.
+    assert (report.result.rows_read, report.result.rows_loaded, report.result.rows_quarantined) == (6, 5, 1)
+    rows = requests(wh, "otel")
+    chat1, chat2, chat3 = rows["a1b2c3d4e5f60001"], rows["a1b2c3d4e5f60003"], rows["a1b2c3d4e5f60005"]
+    assert (chat1["input_tokens"], chat1["cached_input_tokens"], chat1["output_tokens"]) == (1000, 200, 300)
+    assert (chat3["input_tokens"], chat3["cached_input_tokens"], chat3["cache_write_tokens"]) == (200, 1500, 300)
+    assert (chat3["output_tokens"], chat3["reasoning_tokens"]) == (400, 100)
+    assert chat1["model"] == "gpt-4o-2024-08-06" and chat1["provider"] == "openai"
+    assert (chat1["cost"], chat2["cost"], chat3["cost"]) == (CHAT1, CHAT2, CHAT3)
+    assert {r["cost_source"] for r in (chat1, chat2, chat3)} == {"priced"}
+    # The nearest invoke_agent ancestor, through a tool span; a sub-agent is its own agent.
+    assert (chat1["agent_id"], chat2["agent_id"], chat3["agent_id"]) == ("agent_researcher", "agent_researcher", "agent_summarizer")
+    assert {chat1["task_id"], chat2["task_id"], chat3["task_id"]} == {TRACE_A}
+    # Trace B: the conversation id on the agent span is the task; the unknown model is unpriced, not 0.
+    mystery, embedding = rows["b0b0b0b0b0b00002"], rows["b0b0b0b0b0b00003"]
+    assert (mystery["task_id"], mystery["agent_id"], mystery["status"]) == ("conv-42", "SupportBot", "failure")
+    assert (mystery["cost"], mystery["cost_source"], mystery["input_tokens"]) == (None, "unpriced", 640)
+    assert embedding["cost"] == EMBEDDING
+    sample = report.quarantine_sample.row(0, named=True)
+    assert (sample["row_number"], sample["column_name"]) == (3, "gen_ai.usage.input_tokens")
+    raw = wh.query("SELECT raw_row FROM quarantine").item()
+    assert json.loads(raw) == {"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b0b0b0b0b0b00004"}
+
+
+def test_task_roll_up_equals_its_model_calls_and_agent_spans_do_not_double_count(wh: Warehouse) -> None:
+    otel.ingest(wh, [OTEL_FILE])
+    tasks = {r["task_id"]: r for r in task_costs(wh, NOV, DEC).iter_rows(named=True)}
+    a = tasks[TRACE_A]
+    # The root agent span says 99,999 input tokens and the sub-agent 2,000: neither is counted.
+    assert a["cost"] == CHAT1 + CHAT2 + CHAT3 == D("0.017425")
+    assert (a["model_calls"], a["input_tokens"], a["output_tokens"]) == (3, 1000 + 800 + 200, 300 + 150 + 400)
+    assert (a["priced_calls"], a["unpriced_calls"], a["agent_id"]) == (3, 0, "agent_researcher, agent_summarizer")
+    conv = tasks["conv-42"]
+    assert (conv["cost"], conv["model_calls"], conv["unpriced_calls"]) == (EMBEDDING, 2, 1)
+    agents = {r["agent_id"]: r for r in agent_costs(wh, NOV, DEC).iter_rows(named=True)}
+    assert agents["agent_researcher"]["cost"] == CHAT1 + CHAT2
+    assert agents["agent_summarizer"]["cost"] == CHAT3
+    assert sum(r["cost"] or 0 for r in agents.values()) == CHAT1 + CHAT2 + CHAT3 + EMBEDDING
+
+
+def _span(trace: str, span: str, parent: str, second: int, attrs: dict) -> dict:
+    start = 1763719200_000000000 + second * 1_000_000_000  # 2025-11-21T10:00:00Z
+    return {
+        "traceId": trace, "spanId": span, "parentSpanId": parent, "name": "span", "kind": 1,
+        "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + 500_000_000),
+        "attributes": [
+            {"key": k, "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v}} for k, v in attrs.items()
+        ],
+    }  # fmt: skip
+
+
+def test_runaway_agent_loop_is_the_top_task(wh: Warehouse, tmp_path: Path) -> None:
+    loop_trace = "7d1e" + "0" * 28
+    spans = [_span(loop_trace, "1" * 16, "", 0, {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.id": "reconciler"})]
+    for i in range(40):  # the agent retries the same tool call and asks the model again, 40 times
+        tool = f"{i:04x}" + "a" * 12
+        spans.append(_span(loop_trace, tool, "1" * 16, i, {"gen_ai.operation.name": "execute_tool"}))
+        spans.append(_span(loop_trace, f"{i:04x}" + "b" * 12, tool, i, {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": 3000, "gen_ai.usage.output_tokens": 200}))  # fmt: skip
+    path = tmp_path / "loop.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": spans}]}]}) + "\n")
+    otel.ingest(wh, [OTEL_FILE, path])
+    top = task_costs(wh, NOV, DEC).row(0, named=True)
+    per_call = 3000 * D("0.00000015") + 200 * D("0.0000006")
+    assert (top["task_id"], top["agent_id"], top["model_calls"]) == (loop_trace, "reconciler", 40)
+    assert top["cost"] == 40 * per_call == D("0.0228")
+
+
+def test_reloading_and_overlapping_exports_never_duplicate(wh: Warehouse, tmp_path: Path) -> None:
+    otel.ingest(wh, [OTEL_FILE])
+    again = otel.ingest(wh, [OTEL_FILE])
+    assert again.result.rows_replaced == 5
+    assert wh.query("SELECT count(*) FROM llm_requests").item() == 5
+    # An overlapping export: chat 1 again without its agent span, plus one new call in trace A.
+    lines = [json.loads(line) for line in OTEL_FILE.read_text().splitlines()]
+    chat1 = lines[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][1]
+    new = dict(chat1, spanId="a1b2c3d4e5f60009")
+    overlap = tmp_path / "overlap.jsonl"
+    overlap.write_text(json.dumps({"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [chat1, new]}]}]}) + "\n")
+    otel.ingest(wh, [overlap])
+    rows = requests(wh, "otel")
+    assert len(rows) == 6
+    # The agent found by the first load is kept; the new call's ancestors are in neither export.
+    assert rows["a1b2c3d4e5f60001"]["agent_id"] == "agent_researcher"
+    assert rows["a1b2c3d4e5f60009"]["task_id"] == TRACE_A
+    assert task_costs(wh, NOV, DEC, source="otel").filter(task_id=TRACE_A).item(0, "cost") == 2 * CHAT1 + CHAT2 + CHAT3
+
+
+def test_malformed_line_names_file_and_line_and_writes_nothing(wh: Warehouse, tmp_path: Path) -> None:
+    otel.ingest(wh, [OTEL_FILE])
+    before = wh.query("SELECT count(*), sum(cost) FROM llm_requests").row(0)
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text(OTEL_FILE.read_text().splitlines()[0] + "\n" + '{"resourceSpans": [{"scopeSpans": [\n')
+    with pytest.raises(SourceError, match=r"broken\.jsonl: line 2 is not valid JSON"):
+        otel.ingest(wh, [bad])
+    not_otlp = tmp_path / "other.jsonl"
+    not_otlp.write_text('{"hello": 1}\n')
+    with pytest.raises(SourceError, match=r"other\.jsonl: line 1 is not an OTLP JSON export"):
+        otel.ingest(wh, [not_otlp])
+    assert wh.query("SELECT count(*), sum(cost) FROM llm_requests").row(0) == before
+    assert wh.query("SELECT count(*) FROM ingest_batches WHERE status = 'failed'").item() == 2
+
+
+def test_single_json_document_is_accepted(wh: Warehouse, tmp_path: Path) -> None:
+    doc = json.loads(OTEL_FILE.read_text().splitlines()[0])
+    pretty = tmp_path / "one.json"
+    pretty.write_text(json.dumps(doc, indent=2))
+    report = otel.ingest(wh, [pretty])
+    assert report.result.rows_loaded == 1
+    # Without its agent span's file, no agent; the trace is the task.
+    row = requests(wh, "otel")["a1b2c3d4e5f60001"]
+    assert (row["cost"], row["task_id"]) == (CHAT1, TRACE_A)
+
+
+# Langfuse by hand (trace_export.json): `input` is uncached already, reasoning is beside output.
+GEN1_REPORTED, GEN3_REPORTED = D("0.0055"), D("0.00061")
+GEN1_OURS = 1000 * D("0.0000025") + 200 * D("0.00000125") + 250 * D("0.00001")
+GEN2 = 400 * D("0.0000011") + (100 + 300) * D("0.0000044")  # o3-mini, no reported cost
+
+
+def test_langfuse_generations_keep_reported_cost_and_get_priced(wh: Warehouse) -> None:
+    report = langfuse.ingest(wh, [LANGFUSE_FILE])
+    # 5 GENERATION/EMBEDDING observations; the one with usage input "many" is quarantined.
+    assert (report.result.rows_read, report.result.rows_loaded, report.result.rows_quarantined) == (5, 4, 1)
+    rows = requests(wh, "langfuse")
+    gen1, gen2, gen3, emb = rows["obs-gen-1"], rows["obs-gen-2"], rows["obs-gen-3"], rows["obs-emb-1"]
+    assert (gen1["input_tokens"], gen1["cached_input_tokens"], gen1["output_tokens"]) == (1000, 200, 250)
+    assert (gen1["cost"], gen1["cost_source"], gen1["priced_cost"]) == (GEN1_REPORTED, "reported", GEN1_OURS)
+    assert (gen2["output_tokens"], gen2["reasoning_tokens"], gen2["cost"], gen2["cost_source"]) == (400, 300, GEN2, "priced")
+    assert (gen3["input_tokens"], gen3["cached_input_tokens"], gen3["cache_write_tokens"]) == (300, 1200, 100)
+    assert gen3["cost"] == GEN3_REPORTED
+    assert (emb["cost"], emb["call_type"]) == (EMBEDDING, "embedding")
+    # Agent: the AGENT observation above the call, else the trace metadata's agent_id.
+    assert (gen1["agent_id"], gen2["agent_id"], gen3["agent_id"], emb["agent_id"]) == ("planner", "planner", "triage-bot", "triage-bot")
+    assert (gen1["user_id"], gen1["tags"]) == ("user-77", ["finance", "triage"])
+    task = task_costs(wh, NOV, DEC, source="langfuse").row(0, named=True)
+    # The AGENT observation's own usage (99,999 tokens) and cost ($99) are not counted.
+    assert (task["task_id"], task["model_calls"]) == ("lf-trace-1", 4)
+    assert task["cost"] == GEN1_REPORTED + GEN2 + GEN3_REPORTED + EMBEDDING == D("0.00832")
+    assert (task["reported_calls"], task["priced_calls"], task["unpriced_calls"]) == (2, 2, 0)
+    langfuse.ingest(wh, [LANGFUSE_FILE])
+    assert wh.query("SELECT count(*) FROM llm_requests").item() == 4
+
+
+def test_langfuse_api_shapes_and_session_as_task(wh: Warehouse, tmp_path: Path) -> None:
+    export = json.loads(LANGFUSE_FILE.read_text())
+    trace = dict(export["trace"], sessionId="session-9", observations=export["observations"])
+    path = tmp_path / "page.json"
+    path.write_text(json.dumps({"data": [trace], "meta": {"page": 1, "totalPages": 1}}))
+    langfuse.ingest(wh, [path])
+    assert set(wh.query("SELECT DISTINCT task_id FROM llm_requests")["task_id"]) == {"session-9"}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(export) + "\n" + "not json\n")
+    with pytest.raises(SourceError, match=r"bad\.jsonl: line 2 is not valid JSON"):
+        langfuse.ingest(wh, [bad])
+
+
+def test_no_content_reaches_the_warehouse(wh: Warehouse) -> None:
+    assert MARKER in OTEL_FILE.read_text() and MARKER in LANGFUSE_FILE.read_text()
+    otel.ingest(wh, [OTEL_FILE])
+    langfuse.ingest(wh, [LANGFUSE_FILE])
+    with wh.writer() as con:
+        con.execute("CHECKPOINT")
+    files = [p for p in wh.path.parent.iterdir() if p.name.startswith(wh.path.name)]
+    assert files
+    for path in files:
+        assert MARKER.encode() not in path.read_bytes(), path
+
+
+def test_cli_ingest_otel_and_langfuse(wh: Warehouse) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["ingest", "otel", str(OTEL_FILE), "--warehouse", str(wh.path)])
+    assert result.exit_code == 0, result.output
+    assert "6 model calls read" in result.output and "5 loaded" in result.output
+    result = runner.invoke(cli, ["ingest", "langfuse", str(LANGFUSE_FILE), "--warehouse", str(wh.path)])
+    assert result.exit_code == 0, result.output
+    assert "4 loaded" in result.output
+
+
+def test_gzipped_and_empty_exports(wh: Warehouse, tmp_path: Path) -> None:
+    import gzip
+
+    packed = tmp_path / "agents.jsonl.gz"
+    packed.write_bytes(gzip.compress(OTEL_FILE.read_bytes()))
+    assert otel.ingest(wh, [packed]).result.rows_loaded == 5
+    truncated = tmp_path / "cut.jsonl.gz"
+    truncated.write_bytes(packed.read_bytes()[:-40])
+    with pytest.raises(SourceError, match="cut.jsonl.gz"):
+        otel.ingest(wh, [truncated])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    report = otel.ingest(wh, [empty])
+    assert (report.result.rows_read, report.result.rows_loaded) == (0, 0)
+    assert wh.query("SELECT count(*) FROM llm_requests").item() == 5
+
+
+def test_langfuse_otel_ingested_usage_is_not_double_counted(wh: Warehouse, tmp_path: Path) -> None:
+    # Spans ingested by Langfuse's OTel endpoint: `input` includes the cached tokens and `output`
+    # the reasoning, and `total` = input + output shows it (langfuse/langfuse#11244).
+    export = json.loads(LANGFUSE_FILE.read_text())
+    generation = dict(export["observations"][1], id="obs-otel-1", model="o3-mini", costDetails={}, totalCost=None,
+                      calculatedTotalCost=None,
+                      usageDetails={"input": 2000, "input_cached_tokens": 500, "output": 700, "output_reasoning_tokens": 200,
+                                    "total": 2700})  # fmt: skip
+    disjoint = dict(generation, id="obs-sdk-1", usageDetails={"input": 1500, "input_cached_tokens": 500, "output": 500,
+                                                              "output_reasoning_tokens": 200, "total": 2700})  # fmt: skip
+    path = tmp_path / "otel_ingested.json"
+    path.write_text(json.dumps({"trace": export["trace"], "observations": [generation, disjoint]}))
+    langfuse.ingest(wh, [path])
+    rows = requests(wh, "langfuse")
+    for observation in ("obs-otel-1", "obs-sdk-1"):  # the same call, both ways: the same tokens and cost
+        row = rows[observation]
+        assert (row["input_tokens"], row["cached_input_tokens"], row["output_tokens"], row["reasoning_tokens"]) == (1500, 500, 700, 200)
+        assert row["cost"] == 1500 * D("0.0000011") + 500 * D("0.00000055") + 700 * D("0.0000044")
