@@ -343,6 +343,310 @@ def ingest_azure(uris: tuple[str, ...], connection_string_env: str, warehouse_pa
         console.print("Nothing new to load." if report.skipped else "No export runs found.")
 
 
+def _parse_overlap(value: str) -> Any:
+    """'1h', '30m', '2d', '90s' → timedelta."""
+    import re
+    from datetime import timedelta
+
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", value)
+    if not match:
+        raise click.BadParameter(f"{value!r}: use a number and a unit, e.g. 30m, 1h, 2d")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+@ingest.command("litellm")
+@click.argument("dsn")
+@click.option("--password-env", default=None, metavar="VAR", help="Environment variable holding the database password.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]), default=None,
+              help='Re-read requests from this UTC time on instead of from the saved watermark.')  # fmt: skip
+@click.option("--overlap", default="1h", show_default=True, help="How far before the watermark each run re-reads (late rows).")
+@click.option("--page-size", type=click.IntRange(1), default=200_000, show_default=True, help="Rows per page read from Postgres.")
+@warehouse_option
+def ingest_litellm(
+    dsn: str, password_env: str | None, since: Any, overlap: str, page_size: int, warehouse_path: Path | None
+) -> None:
+    """Load LiteLLM proxy spend logs ("LiteLLM_SpendLogs") from its Postgres into llm_requests.
+
+    DSN is postgresql://USER@HOST:PORT/DBNAME, without a password: name the environment
+    variable that holds it with --password-env. Each run reads from the saved watermark minus
+    --overlap (on the hour) and replaces what it re-read: re-runs never duplicate requests.
+    Only counts, costs and identifiers are read; messages and responses never are.
+
+    \b
+    Examples:
+      finops ingest litellm postgresql://litellm@db.internal:5432/litellm --password-env LITELLM_DB_PASSWORD
+      finops ingest litellm postgresql://litellm@127.0.0.1/litellm --since 2026-07-01 --overlap 3h
+    """
+    from connectors import litellm
+
+    wh = _warehouse(warehouse_path)
+    password = litellm.password_from_env(password_env)
+    with _progress() as callback:
+        report = litellm.ingest(
+            wh, dsn, password=password, since=since, overlap=_parse_overlap(overlap), page_size=page_size, progress=callback
+        )
+    r = report.result
+    window = f"from {report.since:%Y-%m-%d %H:%M}" if report.since else "whole table"
+    console.print(
+        f"{escape(report.source)} ({window}): [bold]{r.rows_read:,}[/] requests read in {report.pages} page(s), "
+        f"[green]{report.new_requests:,} new[/], {r.rows_replaced:,} re-read and replaced, "
+        + (f"[red]{r.rows_quarantined:,} quarantined[/]" if r.rows_quarantined else "0 quarantined")
+        + f" (batch {r.batch_id})"
+    )
+    if report.totals.height:
+        table = Table(title="Loaded, by provider and model", title_justify="left")
+        for column in ("provider", "model", "cost source", "requests", "input", "cached", "output", "cost (USD)"):
+            table.add_column(column, justify="left" if column in ("provider", "model", "cost source") else "right")
+        for row in report.totals.iter_rows(named=True):
+            table.add_row(
+                escape(row["provider"] or ""), escape(row["model"] or ""), row["cost_source"] or "", f"{row['requests']:,}",
+                f"{row['input_tokens'] or 0:,}", f"{row['cached_input_tokens'] or 0:,}", f"{row['output_tokens'] or 0:,}",
+                _money(row["cost"]),
+            )  # fmt: skip
+        console.print(table)
+    if r.rows_quarantined:
+        console.print(f"[red]Quarantined rows[/] (first {report.quarantine_sample.height}):")
+        for row in report.quarantine_sample.iter_rows(named=True):
+            console.print(f"  row {row['row_number']}: {row['reason']}", markup=False)
+        console.print(f"  all of them: finops quarantine --batch {r.batch_id}", style="dim")
+    if report.watermark:
+        console.print(f"Watermark: {report.watermark} (next run re-reads from {overlap} before it)", style="dim")
+    console.print(f"Warehouse: {wh.path}")
+
+
+@ingest.command("prices")
+@click.argument("paths", nargs=-1)
+@click.option("--format", "price_format", type=click.Choice(["litellm", "csv"]), default=None,
+              help="Price file format [default: by extension: .json litellm, .csv csv].")  # fmt: skip
+@warehouse_option
+def ingest_prices(paths: tuple[str, ...], price_format: str | None, warehouse_path: Path | None) -> None:
+    """Load per-token model prices: a LiteLLM price map or our negotiated-price overrides CSV.
+
+    With no PATH, the LiteLLM snapshot bundled with finops. A LiteLLM map is LiteLLM's
+    model_prices_and_context_window.json. The overrides CSV has columns provider, model and
+    any of input, cached_input, cache_write, cache_write_1h, output, reasoning, input_batch,
+    output_batch, input_priority, output_priority (USD per 1M tokens), long_context_threshold
+    (tokens), input_above_threshold, output_above_threshold (per 1M), per_request (USD),
+    valid_from, valid_to (YYYY-MM-DD, valid_to exclusive) and currency (USD). Overrides win
+    over LiteLLM prices for the same model and date; a CSV is each model's whole price history.
+
+    \b
+    Examples:
+      finops ingest prices
+      finops ingest prices model_prices_and_context_window.json negotiated_prices.csv
+    """
+    from connectors import pricing
+
+    wh = _warehouse(warehouse_path)
+    with _progress() as callback:
+        loads = pricing.load_prices(wh, list(paths), format=price_format, progress=callback)  # type: ignore[arg-type]
+    for load in loads:
+        r = load.result
+        console.print(
+            f"{escape(str(load.path))} ({load.format}): [bold]{r.rows_read:,}[/] prices read, "
+            f"[green]{r.rows_loaded:,} loaded[/], "
+            + (f"[red]{r.rows_quarantined:,} quarantined[/]" if r.rows_quarantined else "0 quarantined")
+            + (f", {load.skipped_entries:,} entries without a per-token price skipped" if load.skipped_entries else "")
+            + f" (batch {r.batch_id})"
+        )
+        if r.rows_quarantined:
+            console.print(f"[red]Quarantined rows[/] (first {load.quarantine_sample.height}):")
+            for row in load.quarantine_sample.iter_rows(named=True):
+                console.print(f"  {row['file']} row {row['row_number']}: {row['reason']}", markup=False)
+            console.print(f"  all of them: finops quarantine --batch {r.batch_id}", style="dim")
+    console.print(f"Warehouse: {wh.path}")
+
+
+@ingest.command("otel")
+@click.argument("paths", nargs=-1, required=True)
+@warehouse_option
+def ingest_otel(paths: tuple[str, ...], warehouse_path: Path | None) -> None:
+    """Load model calls from OpenTelemetry GenAI span exports (OTLP JSON): files, directories or globs.
+
+    Only model-call spans (chat, text_completion, embeddings, generate_content) are loaded and
+    priced; the span tree gives each its task (trace, or gen_ai.conversation.id) and agent
+    (nearest invoke_agent span). Load all files of a trace together. Re-loading never
+    duplicates a call. No prompt or completion text is read.
+
+    \b
+    Example:
+      finops ingest otel 'traces/otel-*.jsonl'
+    """
+    from connectors import otel
+
+    wh = _warehouse(warehouse_path)
+    with _progress() as callback:
+        report = otel.ingest(wh, list(paths), progress=callback)
+    _print_trace_ingest(report, wh)
+
+
+@ingest.command("langfuse")
+@click.argument("paths", nargs=-1, required=True)
+@warehouse_option
+def ingest_langfuse(paths: tuple[str, ...], warehouse_path: Path | None) -> None:
+    """Load model calls from Langfuse trace exports ({trace, observations} JSON): files, directories or globs.
+
+    GENERATION and EMBEDDING observations are loaded with their usage and Langfuse's cost
+    (kept as reported; ours is computed beside it); each trace (or its session) is a task.
+    Re-loading never duplicates a call. No input or output content is read.
+
+    \b
+    Example:
+      finops ingest langfuse exports/langfuse/*.json
+    """
+    from connectors import langfuse
+
+    wh = _warehouse(warehouse_path)
+    with _progress() as callback:
+        report = langfuse.ingest(wh, list(paths), progress=callback)
+    _print_trace_ingest(report, wh)
+
+
+def _print_trace_ingest(report: Any, wh: Any) -> None:
+    r = report.result
+    console.print(
+        f"[bold]{r.rows_read:,}[/] model calls read, [green]{r.rows_loaded:,} loaded[/], "
+        + (f"[red]{r.rows_quarantined:,} quarantined[/]" if r.rows_quarantined else "0 quarantined")
+        + f" from {len(report.files)} file{'s' if len(report.files) != 1 else ''} (batch {r.batch_id})"
+    )
+    if r.rows_replaced:
+        console.print(f"  replaced {r.rows_replaced:,} model calls loaded before (same span/observation ids)")
+    if report.totals.height:
+        table = Table(title="Loaded, by cost source", title_justify="left")
+        for name in ("cost source", "calls", "input", "cached input", "output", "cost (USD)"):
+            table.add_column(name, justify="left" if name == "cost source" else "right")
+        for row in report.totals.iter_rows(named=True):
+            table.add_row(
+                row["cost_source"], f"{row['requests']:,}", f"{row['input_tokens'] or 0:,}",
+                f"{row['cached_input_tokens'] or 0:,}", f"{row['output_tokens'] or 0:,}",
+                f"{row['cost']:,.6f}" if row["cost"] is not None else "unpriced",  # model calls cost fractions of a cent
+            )  # fmt: skip
+        console.print(table)
+    if r.rows_quarantined:
+        console.print(f"[red]Quarantined[/] (first {report.quarantine_sample.height}):")
+        for row in report.quarantine_sample.iter_rows(named=True):
+            console.print(f"  {row['file']} line {row['row_number']}: {row['reason']}", markup=False)
+        console.print(f"  all of them: finops quarantine --batch {r.batch_id}", style="dim")
+    console.print(f"Warehouse: {wh.path}")
+
+
+def model_api_options(default_env: str, default_url: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--start, --end, --api-key-env and --base-url, shared by `ingest openai` and `ingest anthropic`."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        func = click.option(
+            "--base-url", default=None, metavar="URL", help=f"API root to call instead of {default_url} (e.g. a test server)."
+        )(func)
+        func = click.option(
+            "--api-key-env",
+            "api_key_env",
+            required=True,
+            metavar="VAR",
+            help=f"Environment variable holding an organization admin key, e.g. {default_env} (never the key itself).",
+        )(func)
+        func = click.option(
+            "--end", type=click.DateTime(["%Y-%m-%d"]), default=None,
+            help="First UTC day NOT loaded (exclusive) [default: tomorrow, i.e. up to now].",
+        )(func)  # fmt: skip
+        return click.option(
+            "--start", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First UTC day to load (YYYY-MM-DD)."
+        )(func)
+
+    return decorate
+
+
+@ingest.command("openai")
+@model_api_options("OPENAI_ADMIN_KEY", "https://api.openai.com")
+@warehouse_option
+def ingest_openai(start: Any, end: Any, api_key_env: str, base_url: str | None, warehouse_path: Path | None) -> None:
+    """Load OpenAI organization usage (completions, embeddings) and costs, per day, project, model, key and user.
+
+    Reads the Usage API and the Costs API for the UTC days [--start, --end). The Costs API's
+    amounts are kept as reported cost, split over the usage rows of the same day, project and
+    model; line items without usage (tools, fine-tuning, …) are their own rows. The days of the
+    window replace what the warehouse held for them: re-running, or overlapping windows, never
+    duplicate. The key is read from the variable --api-key-env names, and never printed.
+
+    \b
+    Example:
+      export OPENAI_ADMIN_KEY=sk-admin-…
+      finops ingest openai --start 2026-07-01 --end 2026-10-01 --api-key-env OPENAI_ADMIN_KEY
+    """
+    from connectors import openai_usage
+
+    wh = _warehouse(warehouse_path)
+    with _progress() as callback:
+        report = openai_usage.ingest(
+            wh, start.date(), end.date() if end else None, api_key_env=api_key_env, base_url=base_url, progress=callback
+        )
+    _print_model_api_ingest(report, wh, "OpenAI")
+
+
+@ingest.command("anthropic")
+@model_api_options("ANTHROPIC_ADMIN_KEY", "https://api.anthropic.com")
+@warehouse_option
+def ingest_anthropic(start: Any, end: Any, api_key_env: str, base_url: str | None, warehouse_path: Path | None) -> None:
+    """Load Anthropic message usage and costs (Admin API), per day, workspace, model, key and tier.
+
+    Reads the usage report (messages) and the cost report for the UTC days [--start, --end).
+    Cost report amounts (cents) are kept as reported cost in dollars, split over the usage rows
+    of the same day, workspace and model; web search and other non-token costs are their own
+    rows. The days of the window replace what the warehouse held for them. The Admin key is read
+    from the variable --api-key-env names, and never printed.
+
+    \b
+    Example:
+      export ANTHROPIC_ADMIN_KEY=sk-ant-admin01-…
+      finops ingest anthropic --start 2026-07-01 --end 2026-10-01 --api-key-env ANTHROPIC_ADMIN_KEY
+    """
+    from connectors import anthropic_usage
+
+    wh = _warehouse(warehouse_path)
+    with _progress() as callback:
+        report = anthropic_usage.ingest(
+            wh, start.date(), end.date() if end else None, api_key_env=api_key_env, base_url=base_url, progress=callback
+        )
+    _print_model_api_ingest(report, wh, "Anthropic")
+
+
+def _print_model_api_ingest(report: Any, wh: Any, provider: str) -> None:
+    r = report.result
+    pages = sum(report.pages.values())
+    console.print(
+        f"{provider} {report.start} to {report.end} (exclusive): [bold]{r.rows_read:,}[/] rows read, "
+        f"[green]{r.rows_loaded:,} loaded[/], "
+        + (f"[red]{r.rows_quarantined:,} quarantined[/]" if r.rows_quarantined else "0 quarantined")
+        + f" from {pages} page{'s' if pages != 1 else ''} (batch {r.batch_id})"
+        + (f"; {report.retries} answer{'s' if report.retries != 1 else ''} retried" if report.retries else "")
+    )
+    console.print(
+        f"  {report.usage_rows:,} usage rows; {report.cost_lines:,} cost lines: {report.cost_lines_matched:,} split over"
+        f" usage of the same day, project and model, {report.cost_only_rows:,} loaded as cost-only rows",
+        style="dim",
+    )
+    if r.rows_replaced:
+        console.print(f"  replaced {r.rows_replaced:,} rows loaded before for the same days")
+    if report.by_model.height:
+        table = Table(title="Loaded, by model", title_justify="left")
+        for name in ("model", "call type", "requests", "input", "cached input", "cache write", "output", "cost (USD)", "cost source"):
+            table.add_column(name, justify="left" if name in ("model", "call type", "cost source") else "right")
+        for row in report.by_model.iter_rows(named=True):
+            table.add_row(
+                escape(row["model"] or "-"), row["call_type"] or "-",
+                f"{row['requests']:,}" if row["requests"] is not None else "-",
+                *(f"{row[c] or 0:,}" for c in ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")),
+                _money(row["cost"]) if row["cost"] is not None else "unpriced", row["cost_source"] or "-",
+            )  # fmt: skip
+        console.print(table)
+    if r.rows_quarantined:
+        console.print(f"[red]Quarantined[/] (first {report.quarantine_sample.height}):")
+        for row in report.quarantine_sample.iter_rows(named=True):
+            console.print(f"  {row['file']} row {row['row_number']}: {row['reason']}", markup=False)
+        console.print(f"  all of them: finops quarantine --batch {r.batch_id}", style="dim")
+    console.print(f"Warehouse: {wh.path}")
+
+
 def _print_ingest(report: Any, wh: Any, *, title: str | None = None) -> None:
     r = report.result
     console.print(
@@ -496,6 +800,55 @@ def quarantine(batch_id: int | None, limit: int, output_format: str, warehouse_p
         [batch_id, batch_id, limit],
     )
     _print_frame(frame, output_format)
+
+
+@cli.command()
+@click.option("--model", default=None, help="Only models whose name contains this text.")
+@format_option
+@warehouse_option
+def prices(model: str | None, output_format: str, warehouse_path: Path | None) -> None:
+    """List token prices in USD per 1M tokens (load them with `finops ingest prices`).
+
+    \b
+    Example:
+      finops prices --model claude
+    """
+    from connectors import pricing
+
+    frame = pricing.list_prices(_warehouse(warehouse_path), model)
+    if output_format == "table":  # every digit of a price: the shared table format rounds to cents
+        frame = frame.with_columns(
+            pl.col(c).map_elements(lambda v: f"{v.normalize():f}", return_dtype=pl.String)
+            for c in pricing.PRICE_COLUMNS
+        )
+    _print_frame(frame, output_format, title="Prices, USD per 1M tokens")
+
+
+@cli.command()
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First day (YYYY-MM-DD).")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Day after the last (exclusive).")
+@click.option("--unpriced", is_flag=True, help="List the models without a price and their token volume instead.")
+@format_option
+@warehouse_option
+def reconcile(start: Any, end: Any, unpriced: bool, output_format: str, warehouse_path: Path | None) -> None:
+    """Compare gateway/API cost (llm_requests) with the providers' bills (charges), per month.
+
+    difference = billed − gateway; each llm_requests source is its own row (never added up).
+
+    \b
+    Examples:
+      finops reconcile --start 2026-07-01 --end 2026-10-01
+      finops reconcile --start 2026-07-01 --end 2026-10-01 --unpriced
+    """
+    from finops import reconcile as reconciling
+
+    wh = _warehouse(warehouse_path)
+    if unpriced:
+        frame = reconciling.unpriced_usage(wh, start.date(), end.date())
+        _print_frame(frame, output_format, title="Model calls without a price")
+    else:
+        frame = reconciling.gateway_vs_bill(wh, start.date(), end.date())
+        _print_frame(frame, output_format, title="Gateway/API cost vs. the bill (USD)")
 
 
 @cli.command()

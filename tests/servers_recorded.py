@@ -46,7 +46,16 @@ class Received:
         return values[0] if values else None
 
 
-Responder = Callable[[Received], tuple[int, Any]]
+Responder = Callable[[Received], "tuple[int, Any] | tuple[int, Any, Mapping[str, str]]"]
+"""A callable answer: (status, body) or (status, body, extra headers such as Retry-After)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Raw:
+    """A body sent as-is instead of as JSON, e.g. to test a client against malformed JSON."""
+
+    text: str
+    content_type: str = "application/json; charset=UTF-8"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +64,9 @@ class Route:
 
     ``response`` is a JSON-able value, the name of a ``.json`` file in the server's data
     directory, or a callable ``(Received) -> (status, body)`` for answers that depend on the
-    request. ``query`` lists query parameters that must be present with these values; ``body``
+    request; it may return ``(status, body, headers)`` to add response headers (``Retry-After``),
+    and a :class:`Raw` body is sent as its text, not as JSON. ``query`` lists query parameters
+    that must be present with these values; ``body``
     is a JSON subset the request body must contain (dicts compared key by key, recursively).
     """
 
@@ -153,13 +164,14 @@ class RecordedServer:
     def count(self, method: str | None = None, path: str | None = None) -> int:
         return len(self.received(method, path))
 
-    def _answer(self, request: Received) -> tuple[int, Any]:
+    def _answer(self, request: Received) -> tuple[int, Any, Mapping[str, str]]:
         with self._lock:
             self.requests.append(request)
             routes = list(self.routes)
         for route in routes:
             if route.matches(request):
-                return self._body_of(route, request)
+                answer = self._body_of(route, request)
+                return answer if len(answer) == 3 else (*answer, {})
         return 404, {
             "error": {
                 "code": 404,
@@ -167,9 +179,9 @@ class RecordedServer:
                 "status": "NOT_FOUND",
                 "errors": [{"message": "not recorded", "domain": "global", "reason": "notFound"}],
             }
-        }
+        }, {}
 
-    def _body_of(self, route: Route, request: Received) -> tuple[int, Any]:
+    def _body_of(self, route: Route, request: Received) -> tuple:
         response = route.response
         if callable(response):
             return response(request)
@@ -199,11 +211,16 @@ def _handler_for(server: RecordedServer) -> type[BaseHTTPRequestHandler]:
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
             )
-            status, answer = server._answer(request)
-            payload = json.dumps(answer).encode()
+            status, answer, headers = server._answer(request)
+            if isinstance(answer, Raw):
+                payload, content_type = answer.text.encode(), answer.content_type
+            else:
+                payload, content_type = json.dumps(answer).encode(), "application/json; charset=UTF-8"
             self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
 
