@@ -8,7 +8,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 QUARTER ?= 2026Q3
 
-.PHONY: setup demo test lab clean chromium
+.PHONY: setup demo test lab clean debian-packages
 
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -27,14 +27,18 @@ AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
 $(AZURITE):
 	npm install --prefix .tools/azurite --no-audit --no-fund azurite@$(AZURITE_VERSION)
 
-# The report test opens the HTML in headless Chromium with no network (Debian's package).
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium missing and no root: the browser test will be skipped"; fi; }
+# Debian packages the tests use: Chromium (the report opens offline in headless Chromium) and
+# the PostgreSQL server binaries (the LiteLLM connector is tested against a throw-away Postgres).
+DEBIAN_PACKAGES := $(if $(shell command -v chromium),,chromium) $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql)
 
-test: setup $(AZURITE) chromium
+debian-packages:
+	@if [ -n "$(strip $(DEBIAN_PACKAGES))" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	  else echo "missing $(DEBIAN_PACKAGES) and no root: their tests will be skipped"; exit 0; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
+	fi
+
+test: setup $(AZURITE) debian-packages
 	$(UV) run pytest
 
 # The notebooks read $FINOPS_WAREHOUSE and $FINOPS_CONFIG; point them at this project's files.
