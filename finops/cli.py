@@ -707,6 +707,9 @@ def demo(seed: int | None, out_dir: Path, fresh: bool, exports: str, warehouse_p
     finops.toml is the one at the top of the repository. By default the clouds' spend is
     loaded from their native exports through the same connectors you would use (aws-cur,
     gcp-export, azure); `--exports focus` loads the FOCUS files of the same spend instead.
+    Then the gateway's view of 2026-07..2026-09: LiteLLM spend logs (read from a throw-away
+    Postgres it starts, or from the same rows on file when none can start), OpenAI usage and
+    cost pages, and OTel traces of the support agent, runaway runs included.
     """
     from finops import sample_company
 
@@ -726,6 +729,7 @@ def demo(seed: int | None, out_dir: Path, fresh: bool, exports: str, warehouse_p
             replaced = sum(r.rows_replaced for r in results)
             replaced_text = f", replaced {replaced:,}" if replaced else ""
             console.print(f"  {delivery.label}: {loaded:,} rows loaded{replaced_text}", markup=False)
+    _load_gateway(wh, out_dir, seed)
     totals = wh.query(
         "SELECT ProviderName AS provider, count(*) AS rows, sum(BilledCost) AS billed, sum(EffectiveCost) AS effective"
         " FROM charges GROUP BY ALL ORDER BY effective DESC"
@@ -733,6 +737,21 @@ def demo(seed: int | None, out_dir: Path, fresh: bool, exports: str, warehouse_p
     _print_frame(totals, "table", title="The sample company's spend, all periods")
     console.print(f"Warehouse: {wh.path}  ({time.monotonic() - started:.1f}s)")
     console.print("Next: finops report quarterly --quarter 2026Q3")
+
+
+def _load_gateway(wh: Any, out_dir: Path, seed: int | None) -> None:
+    """Write and load the sample company's gateway data (after its bills): LiteLLM, OpenAI usage, OTel."""
+    from finops import sample_gateway
+
+    with console.status("generating the gateway's spend logs, OpenAI usage pages and agent traces …"):
+        files = sample_gateway.generate(out_dir, **({"seed": seed} if seed is not None else {}))
+    with _progress() as callback:
+        loads = sample_gateway.load(wh, files, progress=callback)
+    for load in loads:
+        replaced_text = f", replaced {load.rows_replaced:,}" if load.rows_replaced else ""
+        console.print(f"  {load.label}: {load.rows_loaded:,} rows loaded{replaced_text}", markup=False)
+        if load.note:
+            console.print(f"    {load.note}", markup=False)
 
 
 def _load_delivery(wh: Any, delivery: Any, progress: Any) -> list[Any]:

@@ -70,10 +70,12 @@ def format_percent(value: Decimal | float | None, *, signed: bool = False, digit
     '-4.1%'
     >>> format_percent(3, signed=True)
     '+3.0%'
+    >>> format_percent(-0.0001, signed=True)  # rounds to zero: no "-0.0%"
+    '0.0%'
     """
     if value is None:
         return "n/a"
-    number = Decimal(str(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    number = Decimal(str(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP) + 0
     sign = "+" if signed and number > 0 else ""
     return f"{sign}{number:.{digits}f}%"
 

@@ -73,12 +73,17 @@ def test_demo_reports_the_restatement_and_every_load_succeeded(wh, truth, sample
         " FROM ingest_batches GROUP BY ALL ORDER BY source_kind"
     )
     months = len(truth["billing_periods"])
-    # aws-cur: one batch per period, plus the first 2026-08 delivery; the others one batch each.
+    # aws-cur: one batch per period, plus the first 2026-08 delivery; the others one batch each
+    # (the gateway: prices, LiteLLM spend logs, OpenAI usage pages, agent traces).
     assert batches.to_dicts() == [
         {"source_kind": "aws-cur", "status": "succeeded", "batches": months + 1, "quarantined": 0},
         {"source_kind": "azure", "status": "succeeded", "batches": 1, "quarantined": 0},
         {"source_kind": "focus", "status": "succeeded", "batches": 2, "quarantined": 0},
         {"source_kind": "gcp-billing", "status": "succeeded", "batches": 1, "quarantined": 0},
+        {"source_kind": "litellm", "status": "succeeded", "batches": 1, "quarantined": 0},
+        {"source_kind": "openai-usage", "status": "succeeded", "batches": 1, "quarantined": 0},
+        {"source_kind": "otel", "status": "succeeded", "batches": 1, "quarantined": 0},
+        {"source_kind": "prices", "status": "succeeded", "batches": 1, "quarantined": 0},
     ]
 
 
