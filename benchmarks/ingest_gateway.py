@@ -28,7 +28,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from tests.connectors.test_litellm import SPEND_LOGS_DDL  # noqa: E402
+from finops.sample_gateway import CREATE_TABLE_SQL as SPEND_LOGS_DDL  # noqa: E402
 from tests.servers_postgres import running_postgres  # noqa: E402
 
 FILL_SQL = """

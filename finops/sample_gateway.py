@@ -627,7 +627,8 @@ def generate(out_dir: Path, seed: int = company.SEED) -> GatewayFiles:
 # --------------------------------------------------------------------------------------
 
 
-def _pg_bin() -> Path | None:
+def pg_bin() -> Path | None:
+    """Directory holding initdb and pg_ctl, or None when PostgreSQL is not installed."""
     for candidate in PG_BIN_DIRS:
         if (Path(candidate) / "initdb").exists():
             return Path(candidate)
@@ -642,13 +643,16 @@ def _as_server_user(args: list[str]) -> list[str]:
     return ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(f"'{a}'" for a in args)]
 
 
-def start_postgres(parent: Path | None = None) -> tuple[str, Callable[[], None]] | tuple[None, str]:
+def start_postgres(
+    parent: Path | None = None, *, settings: dict[str, str] | None = None
+) -> tuple[str, Callable[[], None]] | tuple[None, str]:
     """Start a fresh PostgreSQL on a free loopback port: ``(dsn, stop)``, or ``(None, why)`` when it cannot.
 
     The cluster lives in a new temp directory under ``parent`` (default: the system temp dir),
-    trusts loopback connections of user ``finops`` and is deleted by ``stop()``.
+    trusts loopback connections of user ``finops`` and is deleted by ``stop()``. ``settings``
+    are extra server settings (e.g. ``{"shared_buffers": "512MB"}``). The tests use it too.
     """
-    bindir = _pg_bin()
+    bindir = pg_bin()
     if bindir is None:
         return None, "PostgreSQL binaries not found (apt-get install postgresql-15)"
     try:
@@ -667,6 +671,7 @@ def start_postgres(parent: Path | None = None) -> tuple[str, Callable[[], None]]
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         options = f"-p {port} -k {data} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        options += "".join(f" -c {key}={value}" for key, value in (settings or {}).items())
         subprocess.run(_as_server_user([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", PG_USER,
                                         "-E", "UTF8", "--locale=C"]), check=True, capture_output=True, timeout=120)  # fmt: skip
         subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"),

@@ -18,39 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-PG_BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
-USER = "finops"
+from finops.sample_gateway import PG_USER, pg_bin, start_postgres
 
-
-def pg_bin() -> Path | None:
-    """Directory holding initdb and pg_ctl, or None when PostgreSQL is not installed."""
-    for candidate in PG_BIN_DIRS:
-        if (Path(candidate) / "initdb").exists():
-            return Path(candidate)
-    found = shutil.which("pg_ctl")
-    return Path(found).parent if found and shutil.which("initdb") else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+USER = PG_USER
 
 
 @dataclasses.dataclass(frozen=True)
 class Postgres:
     port: int
-    data_dir: Path
 
     def dsn(self, dbname: str = "postgres") -> str:
         """A libpq URI for a database of this server (no password: the cluster trusts loopback)."""
@@ -66,54 +45,16 @@ class Postgres:
         return self.dsn(name)
 
 
-def _as_server_user(args: list[str]) -> list[str]:
-    """Run ``args`` as the postgres user when we are root (initdb and postgres refuse root)."""
-    if os.geteuid() != 0:
-        return args
-    return ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(f"'{a}'" for a in args)]
-
-
 @contextlib.contextmanager
 def running_postgres(*, settings: dict[str, str] | None = None) -> Iterator[Postgres]:
-    """Start a fresh cluster on a free loopback port; stop it and delete its files on exit."""
-    bindir = pg_bin()
-    if bindir is None:
-        raise RuntimeError("PostgreSQL binaries not found (apt-get install postgresql-15)")
-    root = Path(tempfile.mkdtemp(prefix="finops-pg-"))
-    data = root / "data"
-    data.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-        shutil.chown(data, "postgres", "postgres")
-        os.chmod(root, 0o755)
-    port = _free_port()
-    log = root / "server.log"
-    options = f"-p {port} -k {data} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    for key, value in (settings or {}).items():
-        options += f" -c {key}={value}"
+    """Start a fresh cluster on a free loopback port (the demo's own starter); stop and delete it on exit."""
+    dsn, stop = start_postgres(settings=settings)
+    if dsn is None:
+        raise RuntimeError(stop)
     try:
-        subprocess.run(
-            _as_server_user([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", USER, "-E", "UTF8", "--locale=C"]),
-            check=True, capture_output=True,
-        )  # fmt: skip
-        subprocess.run(
-            _as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"]),
-            check=True, capture_output=True,
-        )  # fmt: skip
-    except subprocess.CalledProcessError as exc:
-        text = (exc.stdout or b"").decode(errors="replace") + (exc.stderr or b"").decode(errors="replace")
-        if log.exists():
-            text += log.read_text(errors="replace")
-        shutil.rmtree(root, ignore_errors=True)
-        raise RuntimeError(f"could not start PostgreSQL: {text}") from exc
-    try:
-        yield Postgres(port, data)
+        yield Postgres(int(dsn.rsplit(":", 1)[1].split("/", 1)[0]))
     finally:
-        subprocess.run(
-            _as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
-            capture_output=True,
-        )  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
+        stop()
 
 
 @pytest.fixture(scope="session")

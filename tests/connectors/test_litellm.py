@@ -15,6 +15,7 @@ import pytest
 
 from finops.exceptions import SourceError
 from finops.warehouse import Warehouse
+from finops.sample_gateway import CREATE_TABLE_SQL
 from tests.servers_postgres import postgres  # noqa: F401  (a pytest fixture)
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (the project needs psycopg[binary])")
@@ -23,48 +24,8 @@ from connectors import litellm  # noqa: E402
 
 MARKER = "SECRET-PROMPT-MARKER-7f3a9c"
 
-# "LiteLLM_SpendLogs" as LiteLLM's schema.prisma creates it (Prisma: String → TEXT, Float →
-# DOUBLE PRECISION, Int → INTEGER, DateTime → TIMESTAMP(3), Json → JSONB), with its indexes.
-SPEND_LOGS_DDL = """
-CREATE TABLE "LiteLLM_SpendLogs" (
-    request_id TEXT NOT NULL,
-    call_type TEXT NOT NULL,
-    api_key TEXT NOT NULL DEFAULT '',
-    spend DOUBLE PRECISION NOT NULL DEFAULT 0.0,
-    total_tokens INTEGER NOT NULL DEFAULT 0,
-    prompt_tokens INTEGER NOT NULL DEFAULT 0,
-    completion_tokens INTEGER NOT NULL DEFAULT 0,
-    "startTime" TIMESTAMP(3) NOT NULL,
-    "endTime" TIMESTAMP(3) NOT NULL,
-    "completionStartTime" TIMESTAMP(3),
-    model TEXT NOT NULL DEFAULT '',
-    model_id TEXT DEFAULT '',
-    model_group TEXT DEFAULT '',
-    custom_llm_provider TEXT DEFAULT '',
-    api_base TEXT DEFAULT '',
-    "user" TEXT DEFAULT '',
-    metadata JSONB DEFAULT '{}',
-    cache_hit TEXT DEFAULT '',
-    cache_key TEXT DEFAULT '',
-    request_tags JSONB DEFAULT '[]',
-    team_id TEXT,
-    organization_id TEXT,
-    end_user TEXT,
-    requester_ip_address TEXT,
-    messages JSONB DEFAULT '{}',
-    response JSONB DEFAULT '{}',
-    session_id TEXT,
-    status TEXT,
-    mcp_namespaced_tool_name TEXT,
-    agent_id TEXT,
-    proxy_server_request JSONB DEFAULT '{}',
-    CONSTRAINT "LiteLLM_SpendLogs_pkey" PRIMARY KEY (request_id)
-);
-CREATE INDEX "LiteLLM_SpendLogs_startTime_idx" ON "LiteLLM_SpendLogs"("startTime");
-CREATE INDEX "LiteLLM_SpendLogs_startTime_request_id_idx" ON "LiteLLM_SpendLogs"("startTime", request_id);
-CREATE INDEX "LiteLLM_SpendLogs_end_user_idx" ON "LiteLLM_SpendLogs"(end_user);
-CREATE INDEX "LiteLLM_SpendLogs_session_id_idx" ON "LiteLLM_SpendLogs"(session_id);
-"""
+# "LiteLLM_SpendLogs" as LiteLLM's schema.prisma creates it, with its indexes (the demo's copy).
+SPEND_LOGS_DDL = CREATE_TABLE_SQL
 
 SPENDS = ["0.1", "0.2", "0.7", "0.000015", "1.15", "0.3", "2.675", "0.0042"]
 START = datetime(2026, 7, 1, 8, 0, 0)
