@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import ibis
 import ibis.expr.types as ir
 import polars as pl
+
+if TYPE_CHECKING:
+    from finops.config import Config, WorkloadRuleSpec
 
 Workload = Literal["inference", "training", "development", "other AI", "non-AI"]
 WORKLOADS: tuple[Workload, ...] = ("inference", "training", "development", "other AI", "non-AI")
@@ -47,6 +50,9 @@ class RuleInputs:
     category: ir.StringValue  # ServiceCategory
     tag_keys: ir.ArrayValue  # lower-cased keys of Tags (NULL when a row has no tags)
     workload_tag: ir.StringValue  # the value of a workload tag (see WORKLOAD_TAG_KEYS), else empty
+    sku: ir.StringValue  # SkuId | SkuMeter (user rules' ``sku``)
+    resource: ir.StringValue  # ResourceId | ResourceName (user rules' ``resource``)
+    tags: ir.MapValue  # Tags as loaded (NULL when a row has no tags)
 
     def provider_is(self, pattern: str) -> ir.BooleanValue:
         return _search(self.provider, pattern)
@@ -63,6 +69,12 @@ class RuleInputs:
 
     def has_tag_key(self, *keys: str) -> ir.BooleanValue:
         return ibis.or_(*(self.tag_keys.contains(key.lower()).fill_null(False) for key in keys))
+
+    def tag_matches(self, key: str, pattern: str) -> ir.BooleanValue:
+        """A tag whose key is ``key`` in any case has a value matching ``pattern``."""
+        entries = self.tags.keys().zip(self.tags.values())
+        hits = entries.filter(lambda e: (e.f1.lower() == key.lower()) & _search(e.f2.fill_null(""), pattern))
+        return (hits.length() > 0).fill_null(False)
 
     def workload_tagged(self, pattern: str) -> ir.BooleanValue:
         """The resource's workload tag (e.g. ``workload: inference``) matches ``pattern``."""
@@ -218,6 +230,10 @@ def _rule_inputs(charges: ibis.Table) -> ibis.Table:
         _rule_category=charges.ServiceCategory.fill_null(""),
         _rule_tag_keys=charges.Tags.keys().map(lambda key: key.lower()),
         _rule_workload_tag=ibis.coalesce(*(charges.Tags.get(key) for key in WORKLOAD_TAG_KEYS), ibis.literal("")),
+        _rule_sku=ibis.literal(" | ").join([charges.SkuId.fill_null(""), charges.SkuMeter.fill_null("")]),
+        _rule_resource=ibis.literal(" | ").join(
+            [charges.ResourceId.fill_null(""), charges.ResourceName.fill_null("")]
+        ),
     )
 
 
@@ -252,6 +268,9 @@ def classify(charges: ibis.Table, rules: list[Rule] | None = None) -> ibis.Table
         category=staged._rule_category,
         tag_keys=staged._rule_tag_keys,
         workload_tag=staged._rule_workload_tag,
+        sku=staged._rule_sku,
+        resource=staged._rule_resource,
+        tags=staged.Tags,
     )
     conditions = [rule.when(inputs) for rule in rules]
     # Two parallel CASEs rather than one CASE for a rule index looked up twice: DuckDB inlines
@@ -260,6 +279,112 @@ def classify(charges: ibis.Table, rules: list[Rule] | None = None) -> ibis.Table
     rule_id = ibis.cases(*((cond, rule.id) for cond, rule in zip(conditions, rules, strict=True)))
     classified = staged.mutate(workload=workload, workload_rule=rule_id)
     return classified.drop(*(c for c in classified.columns if c.startswith("_rule_")))
+
+
+USER_RULE_PREFIX = "user."
+"""Prefix of the ``workload_rule`` id of a rule from finops.toml, so reports tell them apart."""
+
+
+def _user_predicate(spec: WorkloadRuleSpec) -> Predicate:
+    """The predicate of one finops.toml rule: every key it sets must match (AND)."""
+
+    def when(f: RuleInputs) -> ir.BooleanValue:
+        text_keys = (
+            (f.provider, spec.provider),
+            (f.service, spec.service),
+            (f.sku, spec.sku),
+            (f.usage, spec.usage_type),
+            (f.resource, spec.resource),
+        )
+        parts = [_search(value, pattern) for value, pattern in text_keys if pattern is not None]
+        parts += [f.tag_matches(key, pattern) for key, pattern in spec.tags]
+        return ibis.and_(*parts)
+
+    return when
+
+
+def rules_from_config(config: Config | None) -> list[Rule]:
+    r"""The ``[[workload_rules]]`` of finops.toml as :class:`Rule` objects, in file order.
+
+    Callers put them before :data:`RULES` (``rules_from_config(config) + RULES``) so a user
+    rule overrides a default: the first match wins. Ids get the ``user.`` prefix.
+
+    Match keys and the text each searches (case-insensitive, anywhere in the text):
+    ``provider`` ProviderName; ``service`` ServiceName; ``sku`` SkuId and SkuMeter;
+    ``usage_type`` the usage text the default rules read (SkuId, SkuMeter, ChargeDescription,
+    ResourceType, SkuPriceDetails, x_UsageType, x_Operation, x_InstanceType); ``resource``
+    ResourceId and ResourceName; ``tags`` a tag key (any case) whose value matches.
+
+    >>> from finops.config import parse_config
+    >>> config = parse_config("\n".join(["[[workload_rules]]", 'id = "gpu"', 'workload = "inference"',
+    ...                                   'resource = "gpu-cluster"']))
+    >>> [(r.id, r.workload) for r in rules_from_config(config)]
+    [('user.gpu', 'inference')]
+    """
+    if config is None:
+        return []
+    return [
+        Rule(USER_RULE_PREFIX + spec.id, spec.workload, spec.description or f"finops.toml rule {spec.id}",  # type: ignore[arg-type]
+             _user_predicate(spec))
+        for spec in config.workload_rules
+    ]  # fmt: skip
+
+
+def rules_for(config: Config | None) -> list[Rule]:
+    """The rules to classify with under ``config``: its user rules, then :data:`RULES`."""
+    return rules_from_config(config) + RULES
+
+
+FALLBACK_RULE_IDS = ("aws.ec2.gpu", "gcp.compute.accelerator")
+"""Default rules that say "AI of unknown kind" without a ``fallback.`` or ``.other`` id."""
+
+
+def is_fallback_rule(rule_id: ir.StringValue) -> ir.BooleanValue:
+    """True when ``rule_id`` names a catch-all rather than a specific pattern.
+
+    Fallbacks are the ``fallback.*`` rules, the per-service ``*.other`` rules and the
+    accelerator rules of :data:`FALLBACK_RULE_IDS`. User rules (``user.*``) are never
+    fallbacks: someone wrote them for a purpose. Why: the share of AI spend a fallback
+    decided is the share whose class is a guess, and so where a rule is worth writing.
+    """
+    generic = rule_id.startswith("fallback.") | rule_id.endswith(".other") | rule_id.isin(FALLBACK_RULE_IDS)
+    return generic & ~rule_id.startswith(USER_RULE_PREFIX)
+
+
+_GATEWAY_FINE_TUNING = "fine[- _]?tun|training|customization"
+
+
+def classify_requests(llm_requests: ibis.Table) -> ibis.Table:
+    """Add ``workload`` and ``workload_rule`` to gateway and model-API rows (``llm_requests``).
+
+    * ``call_type`` naming fine-tuning or training → training (``gateway.fine-tuning``);
+    * ``call_type`` 'cost' (a cost line the usage data did not cover, see
+      connectors/model_usage.py) → the class of its line item, read from the
+      ``line_item:<name>`` entry of ``tags``: training for fine-tuning / training lines
+      (``gateway.cost-line.training``), else inference (``gateway.cost-line.inference``);
+    * anything else (completions, chat, embeddings, images, audio, NULL) → inference
+      (``gateway.inference``): a request to a model is serving it.
+
+    Why: requests carry no SKU, so the charges' rules do not apply; one class per row lets
+    token costs be split by workload like the bill.
+
+    >>> t = ibis.memtable({"call_type": ["acompletion", "cost", "fine_tuning"],
+    ...                    "tags": [None, ["line_item:fine-tuning training"], None]})
+    >>> classify_requests(t).select("workload", "workload_rule").to_polars().rows()
+    [('inference', 'gateway.inference'), ('training', 'gateway.cost-line.training'), ('training', 'gateway.fine-tuning')]
+    """
+    call_type = llm_requests.call_type.fill_null("").strip().lower()
+    line_items = llm_requests.tags.filter(lambda tag: tag.startswith("line_item:"))
+    line_item = line_items.join(" | ").fill_null("")
+    is_cost_line = call_type == "cost"
+    cases = [
+        (_search(call_type, _GATEWAY_FINE_TUNING), "training", "gateway.fine-tuning"),
+        (is_cost_line & _search(line_item, _GATEWAY_FINE_TUNING), "training", "gateway.cost-line.training"),
+        (is_cost_line, "inference", "gateway.cost-line.inference"),
+    ]
+    workload = ibis.cases(*((cond, w) for cond, w, _ in cases), else_="inference")
+    rule_id = ibis.cases(*((cond, r) for cond, _, r in cases), else_="gateway.inference")
+    return llm_requests.mutate(workload=workload, workload_rule=rule_id)
 
 
 def is_ai(classified: ibis.Table) -> ir.BooleanValue:

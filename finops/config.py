@@ -16,6 +16,14 @@ Sections (later versions add more; unknown keys are errors, so typos never pass 
     ``name``; ``sub_accounts``: SubAccountId values (AWS account, GCP project, Azure
     subscription) whose whole spend is the department's; ``tag_values``: values of the
     ``tag_keys`` tags that mean this department (matched in any case); ``owner`` (optional).
+``[[workload_rules]]`` (one table per rule, tried in file order before the default rules)
+    ``id`` (recorded as ``user.<id>`` in ``workload_rule``); ``workload``: inference, training,
+    development, other AI or non-AI; ``description`` (optional); match keys ``provider``,
+    ``service``, ``sku``, ``usage_type``, ``resource`` and ``tags`` (a table of tag key →
+    pattern), at least one. Each pattern is a case-insensitive regular expression searched
+    anywhere in the text (anchor with ``^``/``$``); a rule matches when all its keys match.
+    Patterns use the syntax DuckDB (RE2) and Python share, without backslashes: write ``[.]``
+    for a dot; look-arounds and back-references are rejected.
 """
 
 from __future__ import annotations
@@ -48,6 +56,33 @@ class Department:
     owner: str | None = None
 
 
+RULE_MATCH_KEYS = ("provider", "service", "sku", "usage_type", "resource", "tags")
+"""Match keys of a ``[[workload_rules]]`` table (see :func:`finops.classify.rules_from_config`)."""
+
+WORKLOAD_VALUES = ("inference", "training", "development", "other AI", "non-AI")
+"""The classes a rule may name; the same as :data:`finops.classify.WORKLOADS`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadRuleSpec:
+    """A user's classification rule from finops.toml, validated but not yet an ibis predicate.
+
+    Patterns are case-insensitive regular expressions; ``None`` means "any". ``tags`` is a tuple
+    of (tag key, value pattern). Kept free of ibis so that loading the config stays cheap.
+    """
+
+    id: str
+    workload: str
+    description: str = ""
+    provider: str | None = None
+    service: str | None = None
+    sku: str | None = None
+    usage_type: str | None = None
+    resource: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    line: int | None = None  # where it is in finops.toml, for messages
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """A validated finops.toml."""
@@ -58,6 +93,7 @@ class Config:
     basis: CostBasis = "effective"
     tag_keys: tuple[str, ...] = DEFAULT_TAG_KEYS
     departments: tuple[Department, ...] = ()
+    workload_rules: tuple[WorkloadRuleSpec, ...] = ()
 
     @property
     def department_names(self) -> list[str]:
@@ -102,7 +138,7 @@ def parse_config(text: str, path: Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from None
     v = _Validator(text, where)
-    v.keys(raw, (), {"company", "allocation", "departments"})
+    v.keys(raw, (), {"company", "allocation", "departments", "workload_rules"})
 
     company = v.table(raw, ("company",))
     v.keys(company, ("company",), {"name", "currency"})
@@ -151,7 +187,75 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         basis=basis,  # type: ignore[arg-type]
         tag_keys=tuple(v.strings(allocation, ("allocation", "tag_keys"), default=list(DEFAULT_TAG_KEYS))),
         departments=tuple(departments),
+        workload_rules=_workload_rules(raw, v),
     )
+
+
+# Regex syntax RE2 (DuckDB) does not run or that differs between engines: back-references,
+# look-arounds and every backslash escape (write [.] instead of \. and [0-9] instead of \d).
+_UNPORTABLE_REGEX = re.compile(r"\\|\(\?<?[=!]")
+
+
+def _pattern(v: _Validator, table: dict[str, Any], path: Path_) -> str | None:
+    """A validated case-insensitive pattern at ``path``, or None when the key is absent."""
+    if path[-1] not in table:
+        return None
+    value = v.string(table, path)
+    if _UNPORTABLE_REGEX.search(value):
+        v.fail(path, f"pattern {value!r} uses a backslash or a look-around: write [.] for a dot, [0-9] for a digit")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        v.fail(path, f"not a valid regular expression {value!r}: {exc}")
+    return value
+
+
+def _workload_rules(raw: dict[str, Any], v: _Validator) -> tuple[WorkloadRuleSpec, ...]:
+    """The ``[[workload_rules]]`` tables, checked key by key (why: a typo in a rule would
+    otherwise silently classify nothing, and the report would look right)."""
+    rule_list = raw.get("workload_rules", [])
+    if not isinstance(rule_list, list):
+        v.fail(("workload_rules",), "must be an array of tables: write each as [[workload_rules]]")
+    rules: list[WorkloadRuleSpec] = []
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(rule_list):
+        at: Path_ = ("workload_rules", i)
+        if not isinstance(rule, dict):
+            v.fail(at, "must be a table with id, workload and match keys")
+        v.keys(rule, at, {"id", "workload", "description", *RULE_MATCH_KEYS})
+        rule_id = v.string(rule, (*at, "id"), required=True)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", rule_id):
+            v.fail((*at, "id"), f"use letters, digits, '.', '-' and '_' only, got {rule_id!r}")
+        if rule_id in seen:
+            v.fail((*at, "id"), f"rule id {rule_id!r} is used twice (also workload_rules[{seen[rule_id]}])")
+        seen[rule_id] = i
+        workload = v.string(rule, (*at, "workload"), required=True)
+        if workload not in WORKLOAD_VALUES:
+            close = difflib.get_close_matches(workload, WORKLOAD_VALUES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            v.fail((*at, "workload"), f"must be one of {', '.join(WORKLOAD_VALUES)}, got {workload!r}{hint}")
+        tags: list[tuple[str, str]] = []
+        if "tags" in rule:
+            tag_table = rule["tags"]
+            if not isinstance(tag_table, dict) or not tag_table:
+                v.fail((*at, "tags"), f"expected a table of tag key = pattern, got {tag_table!r}")
+            for key in tag_table:
+                pattern = _pattern(v, tag_table, (*at, "tags", key))
+                tags.append((key, pattern or ""))
+        patterns = {key: _pattern(v, rule, (*at, key)) for key in RULE_MATCH_KEYS if key != "tags"}
+        if not tags and all(p is None for p in patterns.values()):
+            v.fail(at, f"needs at least one match key ({', '.join(RULE_MATCH_KEYS)})")
+        rules.append(
+            WorkloadRuleSpec(
+                id=rule_id,
+                workload=workload,
+                description=v.string(rule, (*at, "description"), default=""),
+                tags=tuple(tags),
+                line=_line_of(v.lines, at),
+                **patterns,
+            )
+        )
+    return tuple(rules)
 
 
 Path_ = tuple[str | int, ...]
@@ -233,7 +337,11 @@ def _line_of(lines: list[str], path: Path_) -> int | None:
         return None
     if key is None or key == table:
         return start
-    return _find_key(lines, start, key) or start
+    # A key inside an inline table (tags = { team = "…" }) is found by its table's key.
+    parents = [p for p in table_parts[1:-1]]
+    return _find_key(lines, start, key) or next(
+        (n for p in reversed(parents) if (n := _find_key(lines, start, p))), start
+    )
 
 
 def _find_header(lines: list[str], name: Any, index: int | None) -> int | None:

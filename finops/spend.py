@@ -33,7 +33,7 @@ import ibis.expr.types as ir
 import polars as pl
 from ibis import _
 
-from finops.classify import WORKLOADS, classify, is_ai
+from finops.classify import WORKLOADS, classify, is_ai, is_fallback_rule, rules_for
 from finops.config import COST_BASES, UNALLOCATED, Config, CostBasis
 from finops.exceptions import AnalysisError
 from finops.periods import Quarter
@@ -235,7 +235,7 @@ def spend_by_department_expr(
     _check_range(start, end)
     t = _with_cost(_select_for_grain(charges, start, end, grain), basis)
     if ai_only:
-        t = _ai_only(classify(t))
+        t = _ai_only(classify(t, rules_for(config)))
     t = _with_period(with_department(t, config), grain)
     return (
         t.group_by("period", "department")
@@ -245,13 +245,19 @@ def spend_by_department_expr(
 
 
 def spend_by_provider_service_expr(
-    charges: ibis.Table, start: date, end: date, *, basis: CostBasis = "effective", ai_only: bool = False
+    charges: ibis.Table,
+    start: date,
+    end: date,
+    *,
+    basis: CostBasis = "effective",
+    ai_only: bool = False,
+    config: Config | None = None,
 ) -> ibis.Table:
-    """The expression behind :func:`spend_by_provider_service`."""
+    """The expression behind :func:`spend_by_provider_service` (``config``: its workload rules)."""
     _check_range(start, end)
     t = _with_cost(_billed_between(charges, start, end), basis)
     if ai_only:
-        t = _ai_only(classify(t))
+        t = _ai_only(classify(t, rules_for(config)))
     per_service = t.group_by(provider=t.ProviderName, service=t.ServiceName).aggregate(cost=_._cost.sum())
     return per_service.mutate(share=_share(_.cost, _.cost.sum().over())).order_by(
         ibis.desc("cost"), "provider", "service"
@@ -259,12 +265,19 @@ def spend_by_provider_service_expr(
 
 
 def workload_split_expr(
-    charges: ibis.Table, start: date, end: date, *, basis: CostBasis = "effective", grain: Grain = "month"
+    charges: ibis.Table,
+    start: date,
+    end: date,
+    *,
+    basis: CostBasis = "effective",
+    grain: Grain = "month",
+    config: Config | None = None,
 ) -> ibis.Table:
-    """The expression behind :func:`workload_split`."""
+    """The expression behind :func:`workload_split` (``config``: its workload rules come first)."""
     _check_grain(grain)
     _check_range(start, end)
-    t = _with_period(classify(_with_cost(_select_for_grain(charges, start, end, grain), basis)), grain)
+    selected = _with_cost(_select_for_grain(charges, start, end, grain), basis)
+    t = _with_period(classify(selected, rules_for(config)), grain)
     per_workload = t.group_by("period", "workload").aggregate(cost=_._cost.sum())
     return per_workload.order_by("period", _workload_rank(per_workload.workload))
 
@@ -282,7 +295,7 @@ def daily_spend_expr(
     _check_range(start, end)
     t = _with_cost(_charged_between(charges, start, end), basis)
     if by == "workload":
-        t = classify(t)
+        t = classify(t, rules_for(config))
     elif by == "department":
         if config is None:
             raise AnalysisError("daily spend by department needs the configuration", hint="pass config=")
@@ -304,7 +317,7 @@ def quarter_summary_expr(
     relevant = charges.filter(
         _in_quarter(charges, quarter) | _in_quarter(charges, previous) | _in_quarter(charges, year_ago)
     )
-    t = with_department(classify(_with_cost(relevant, basis)), config)
+    t = with_department(classify(_with_cost(relevant, basis), rules_for(config)), config)
     in_q, in_prev, in_year_ago, ai = (
         _in_quarter(t, quarter),
         _in_quarter(t, previous),
@@ -362,7 +375,7 @@ def top_departments_expr(
     quarter = Quarter.parse(quarter)
     previous = quarter.previous()
     relevant = charges.filter(_in_quarter(charges, quarter) | _in_quarter(charges, previous))
-    t = with_department(classify(_with_cost(relevant, basis)), config)
+    t = with_department(classify(_with_cost(relevant, basis), rules_for(config)), config)
     in_q, in_prev = _in_quarter(t, quarter), _in_quarter(t, previous)
     previous_known = t.aggregate(previous_rows=t.count(where=in_prev))
     per_department = (
@@ -495,7 +508,13 @@ def spend_by_department(
 
 
 def spend_by_provider_service(
-    wh: Warehouse, start: date, end: date, *, basis: CostBasis = "effective", ai_only: bool = False
+    wh: Warehouse,
+    start: date,
+    end: date,
+    *,
+    basis: CostBasis = "effective",
+    ai_only: bool = False,
+    config: Config | None = None,
 ) -> pl.DataFrame:
     """Spend per provider and service over billing months in [start, end), largest first.
 
@@ -509,6 +528,9 @@ def spend_by_provider_service(
         ``"effective"`` or ``"billed"``.
     ai_only
         Only AI spend.
+    config
+        The finops.toml, whose ``[[workload_rules]]`` are tried before the default rules
+        (optional: without it only :data:`finops.classify.RULES` classify).
 
     Returns
     -------
@@ -522,12 +544,20 @@ def spend_by_provider_service(
     most of the bill.
     """
     with wh.ibis() as con:
-        expr = spend_by_provider_service_expr(con.table("charges"), start, end, basis=basis, ai_only=ai_only)
+        expr = spend_by_provider_service_expr(
+            con.table("charges"), start, end, basis=basis, ai_only=ai_only, config=config
+        )
         return expr.to_polars()
 
 
 def workload_split(
-    wh: Warehouse, start: date, end: date, *, basis: CostBasis = "effective", grain: Grain = "month"
+    wh: Warehouse,
+    start: date,
+    end: date,
+    *,
+    basis: CostBasis = "effective",
+    grain: Grain = "month",
+    config: Config | None = None,
 ) -> pl.DataFrame:
     """Spend per period and workload class (inference, training, development, other AI, non-AI).
 
@@ -541,6 +571,9 @@ def workload_split(
         ``"effective"`` or ``"billed"``.
     grain
         ``"month"``, ``"quarter"`` or ``"day"``.
+    config
+        The finops.toml, whose ``[[workload_rules]]`` are tried before the default rules
+        (optional: without it only :data:`finops.classify.RULES` classify).
 
     Returns
     -------
@@ -554,7 +587,8 @@ def workload_split(
     moves the AI bill.
     """
     with wh.ibis() as con:
-        return workload_split_expr(con.table("charges"), start, end, basis=basis, grain=grain).to_polars()
+        expr = workload_split_expr(con.table("charges"), start, end, basis=basis, grain=grain, config=config)
+        return expr.to_polars()
 
 
 def daily_spend(
@@ -734,3 +768,57 @@ def data_freshness(wh: Warehouse) -> pl.DataFrame:
     with wh.ibis() as con:
         expr = data_freshness_expr(con.table("charges"), con.table("ingest_batches"), con.table("quarantine"))
         return expr.to_polars()
+
+
+def classification_coverage_expr(
+    charges: ibis.Table, config: Config, start: date, end: date, *, basis: CostBasis | None = None
+) -> ibis.Table:
+    """The expression behind :func:`classification_coverage`."""
+    _check_range(start, end)
+    t = _with_cost(_billed_between(charges, start, end), basis or config.basis)
+    t = _ai_only(classify(t, rules_for(config)))
+    fallback = is_fallback_rule(t.workload_rule)
+    per_source = t.group_by("x_Source").aggregate(
+        ai_cost=t._cost.sum(),
+        specific_cost=t._cost.sum(where=~fallback).coalesce(_zero()),
+        fallback_cost=t._cost.sum(where=fallback).coalesce(_zero()),
+        fallback_rules=t.workload_rule.collect(where=fallback, distinct=True).sort(),
+    )
+    return per_source.mutate(
+        specific_share=_share(per_source.specific_cost, per_source.ai_cost),
+        fallback_share=_share(per_source.fallback_cost, per_source.ai_cost),
+    ).order_by("x_Source")
+
+
+def classification_coverage(
+    wh: Warehouse, config: Config, start: date, end: date, *, basis: CostBasis | None = None
+) -> pl.DataFrame:
+    """How much AI spend a specific rule classified, and how much a fallback, per source.
+
+    Parameters
+    ----------
+    wh
+        The warehouse.
+    config
+        The finops.toml: its ``[[workload_rules]]`` come first, its basis is the default.
+    start, end
+        Billing months starting in this range (``end`` exclusive).
+    basis
+        ``"effective"`` or ``"billed"``; the config's basis when omitted.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per ``x_Source`` with AI spend: ``ai_cost``, ``specific_cost`` and
+        ``fallback_cost`` (Decimal, summing exactly to ``ai_cost``), ``fallback_rules`` (the
+        fallback rule ids that fired), ``specific_share`` and ``fallback_share`` (floats of
+        ``ai_cost``; NULL when it is zero). A fallback is a rule of
+        :func:`finops.classify.is_fallback_rule`.
+
+    Why
+    ---
+    A workload split is only as good as its rules: the fallback share says how much of it is
+    a guess, and per source where a ``[[workload_rules]]`` entry would pay off most.
+    """
+    with wh.ibis() as con:
+        return classification_coverage_expr(con.table("charges"), config, start, end, basis=basis).to_polars()

@@ -297,6 +297,8 @@ def test_config_maps_every_department_account(company):
         generated.basis,
         generated.tag_keys,
     )
+    # The repository's copy documents [[workload_rules]] in comments only: same (no) rules.
+    assert repo_config.workload_rules == generated.workload_rules == ()
     assert len(repo_config.departments) == 6
     mapped = repo_config.sub_account_map()
     for sub in sample_company.SUB_ACCOUNTS.values():
