@@ -132,7 +132,16 @@ import duckdb
 import polars as pl
 
 from connectors import focus
-from connectors.files import FileFormat, detect_format, expand, read_sql, sql_literal, verify_gzip
+from connectors.files import (
+    EMPTY_QUARANTINE_SQL,
+    FileFormat,
+    csv_rejects_sql,
+    detect_format,
+    expand,
+    read_sql,
+    sql_literal,
+    verify_gzip,
+)
 from connectors.focus import _first_line, _is_numeric, _json_object_map, _row_number_sql, _text
 from finops.exceptions import SourceError, WarehouseError
 from finops.warehouse import (
@@ -1066,8 +1075,7 @@ def _stage_file(batch: LoadBatch, index: int, file: AzureFile, plan: _Plan) -> i
         batch.stage("azure_rows", select)
         batch.stage(
             "azure_rejects",
-            "SELECT CAST(NULL AS VARCHAR) AS file, CAST(NULL AS BIGINT) AS row_number, CAST(NULL AS VARCHAR) AS column_name,"
-            " CAST(NULL AS VARCHAR) AS reason, CAST(NULL AS JSON) AS raw_row WHERE false",
+            EMPTY_QUARANTINE_SQL,
         )
     else:
         batch.stage("azure_rows", select, append=True)
@@ -1075,10 +1083,7 @@ def _stage_file(batch: LoadBatch, index: int, file: AzureFile, plan: _Plan) -> i
     if has_rejects:
         rejected = batch.stage(
             "azure_rejects",
-            f"SELECT {sql_literal(file.uri)} AS file, min(line) - 1 AS row_number, any_value(column_name) AS column_name,"
-            " 'line ' || min(line) || ': ' || string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS reason,"
-            " to_json({'csv_line': any_value(csv_line)}) AS raw_row"
-            f" FROM {rejects} GROUP BY line",
+            csv_rejects_sql(rejects, file.uri),
             append=True,
         )
     staged = batch.execute(f'SELECT count(*) FROM "{raw}"').fetchone()[0]

@@ -102,3 +102,23 @@ def read_sql(path: Path, fmt: FileFormat, compression: str | None, *, rejects_ta
         f"read_csv({lit}, all_varchar = true, header = true, store_rejects = true,"
         f" rejects_table = '{rejects_table}', rejects_scan = '{rejects_table}_scans'{comp})"
     )
+
+
+EMPTY_QUARANTINE_SQL = (
+    "SELECT CAST(NULL AS VARCHAR) AS file, CAST(NULL AS BIGINT) AS row_number, CAST(NULL AS VARCHAR) AS column_name,"
+    " CAST(NULL AS VARCHAR) AS reason, CAST(NULL AS JSON) AS raw_row WHERE false"
+)
+"""An empty table with the quarantine's columns, to stage rejects into."""
+
+
+def csv_rejects_sql(rejects_table: str, file_label: str) -> str:
+    """Lines DuckDB's CSV reader rejected (``store_rejects``) as quarantine rows: one per line.
+
+    ``row_number`` is the data row (the line minus the header); the raw line is kept, as read.
+    """
+    return (
+        f"SELECT {sql_literal(file_label)} AS file, min(line) - 1 AS row_number, any_value(column_name) AS column_name,"
+        " 'line ' || min(line) || ': ' || string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS reason,"
+        " to_json({'csv_line': any_value(csv_line)}) AS raw_row"
+        f" FROM {rejects_table} GROUP BY line"
+    )

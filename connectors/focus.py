@@ -26,7 +26,16 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from connectors.files import FileFormat, detect_format, expand, read_sql, sql_literal, verify_gzip
+from connectors.files import (
+    EMPTY_QUARANTINE_SQL,
+    FileFormat,
+    csv_rejects_sql,
+    detect_format,
+    expand,
+    read_sql,
+    sql_literal,
+    verify_gzip,
+)
 from finops.exceptions import NotFocusError, SourceError
 from finops.warehouse import (
     FOCUS_COLUMNS,
@@ -199,9 +208,7 @@ def _stage_file(batch, index: int, file: FocusFile, *, first: bool) -> int:
         batch.stage("focus_rows", select)
         batch.stage(
             "focus_rejects",
-            "SELECT CAST(NULL AS VARCHAR) AS file, CAST(NULL AS BIGINT) AS row_number,"
-            " CAST(NULL AS VARCHAR) AS column_name, CAST(NULL AS VARCHAR) AS reason, CAST(NULL AS JSON) AS raw_row"
-            " WHERE false",
+            EMPTY_QUARANTINE_SQL,
         )
     else:
         batch.stage("focus_rows", select, append=True)
@@ -209,10 +216,7 @@ def _stage_file(batch, index: int, file: FocusFile, *, first: bool) -> int:
     if has_rejects:
         rejected = batch.stage(
             "focus_rejects",
-            f"SELECT {sql_literal(str(file.path))} AS file, min(line) - 1 AS row_number, any_value(column_name) AS column_name,"
-            " 'line ' || min(line) || ': ' || string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS reason,"
-            " to_json({'csv_line': any_value(csv_line)}) AS raw_row"
-            f" FROM {rejects} GROUP BY line",
+            csv_rejects_sql(rejects, str(file.path)),
             append=True,
         )
     staged = batch.execute(f'SELECT count(*) FROM "{raw}"').fetchone()[0]
