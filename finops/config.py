@@ -94,6 +94,11 @@ class Config:
     tag_keys: tuple[str, ...] = DEFAULT_TAG_KEYS
     departments: tuple[Department, ...] = ()
     workload_rules: tuple[WorkloadRuleSpec, ...] = ()
+    # Filled by _budgets (finops/budgets.py reads them): [[budgets]] and [budget_alerts].
+    budgets: tuple[Any, ...] = ()
+    budget_alerts: Any = None
+    # Filled by _self_hosted: [[self_hosted]] models served from our own GPUs (unit economics).
+    self_hosted: tuple[Any, ...] = ()
 
     @property
     def department_names(self) -> list[str]:
@@ -138,7 +143,11 @@ def parse_config(text: str, path: Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: not valid TOML: {exc}") from None
     v = _Validator(text, where)
-    v.keys(raw, (), {"company", "allocation", "departments", "workload_rules"})
+    v.keys(
+        raw,
+        (),
+        {"company", "allocation", "departments", "workload_rules", "budgets", "budget_alerts", "self_hosted"},
+    )
 
     company = v.table(raw, ("company",))
     v.keys(company, ("company",), {"name", "currency"})
@@ -188,7 +197,28 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         tag_keys=tuple(v.strings(allocation, ("allocation", "tag_keys"), default=list(DEFAULT_TAG_KEYS))),
         departments=tuple(departments),
         workload_rules=_workload_rules(raw, v),
+        budgets=_budgets(raw, v),
+        budget_alerts=_budget_alerts(raw, v),
+        self_hosted=_self_hosted(raw, v),
     )
+
+
+# -- budgets (finops/budgets.py) ----------------------------------------------------------------
+
+
+def _budgets(raw: dict[str, Any], v: _Validator) -> tuple[Any, ...]:
+    return ()
+
+
+def _budget_alerts(raw: dict[str, Any], v: _Validator) -> Any:
+    return None
+
+
+# -- self-hosted models (unit economics) ---------------------------------------------------------
+
+
+def _self_hosted(raw: dict[str, Any], v: _Validator) -> tuple[Any, ...]:
+    return ()
 
 
 # Regex syntax RE2 (DuckDB) does not run or that differs between engines: back-references,
