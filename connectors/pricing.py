@@ -239,7 +239,7 @@ def price_staged(batch: LoadBatch, table: str) -> None:
         f"({col('reported_cost')} IS NOT NULL AND upper(coalesce({col('cost_currency')}, 'USD')) = 'USD')"
     )
 
-    resolved = _resolved_prices_sql(table, col, _price_relation(batch))
+    resolved = resolved_prices_sql(table, col, _price_relation(batch))
     keep = ", ".join(f'"{c}"' for c in _OUTPUT_COLUMNS + ("cost_currency",) if c in present)
     exclude = f" EXCLUDE ({keep})" if keep else ""
     batch.execute(
@@ -293,7 +293,7 @@ def _price_relation(batch: LoadBatch) -> str:
     return f"(SELECT {columns} FROM _bundled_prices WHERE reason IS NULL)"
 
 
-def _resolved_prices_sql(table: str, col, prices: str) -> str:
+def resolved_prices_sql(table: str, col, prices: str) -> str:
     """SQL: one price row per distinct (provider, model, day) of the staged table, or none."""
     return f"""
         WITH wanted AS (

@@ -260,6 +260,21 @@ def classify(charges: ibis.Table, rules: list[Rule] | None = None) -> ibis.Table
     beside the answer lets an analyst audit it and fix the rule, not the number.
     """
     rules = RULES if rules is None else rules
+    staged, inputs = rule_inputs(charges)
+    conditions = [rule.when(inputs) for rule in rules]
+    # Two parallel CASEs rather than one CASE for a rule index looked up twice: DuckDB inlines
+    # expressions, and a lookup over an inlined CASE evaluates it once per lookup branch.
+    workload = ibis.cases(*((cond, rule.workload) for cond, rule in zip(conditions, rules, strict=True)))
+    rule_id = ibis.cases(*((cond, rule.id) for cond, rule in zip(conditions, rules, strict=True)))
+    return drop_rule_inputs(staged.mutate(workload=workload, workload_rule=rule_id))
+
+
+def rule_inputs(charges: ibis.Table) -> tuple[ibis.Table, RuleInputs]:
+    """``charges`` staged with the columns rules read, and those columns as :class:`RuleInputs`.
+
+    Build predicates over the staged table, then :func:`drop_rule_inputs` (chargeback matches
+    its pools and allocation rules with the same inputs the classification rules see).
+    """
     staged = _rule_inputs(charges)
     inputs = RuleInputs(
         provider=staged._rule_provider,
@@ -272,13 +287,21 @@ def classify(charges: ibis.Table, rules: list[Rule] | None = None) -> ibis.Table
         resource=staged._rule_resource,
         tags=staged.Tags,
     )
-    conditions = [rule.when(inputs) for rule in rules]
-    # Two parallel CASEs rather than one CASE for a rule index looked up twice: DuckDB inlines
-    # expressions, and a lookup over an inlined CASE evaluates it once per lookup branch.
-    workload = ibis.cases(*((cond, rule.workload) for cond, rule in zip(conditions, rules, strict=True)))
-    rule_id = ibis.cases(*((cond, rule.id) for cond, rule in zip(conditions, rules, strict=True)))
-    classified = staged.mutate(workload=workload, workload_rule=rule_id)
-    return classified.drop(*(c for c in classified.columns if c.startswith("_rule_")))
+    return staged, inputs
+
+
+def drop_rule_inputs(staged: ibis.Table) -> ibis.Table:
+    return staged.drop(*(c for c in staged.columns if c.startswith("_rule_")))
+
+
+def accelerator_instance(f: RuleInputs) -> ir.BooleanValue:
+    """GPU, Inferentia/Trainium and TPU instances (see :func:`_accelerator_instance`)."""
+    return _accelerator_instance(f)
+
+
+def search(value: ir.StringValue, pattern: str) -> ir.BooleanValue:
+    """``pattern`` (a regular expression) found anywhere in ``value``, in any case."""
+    return _search(value, pattern)
 
 
 USER_RULE_PREFIX = "user."

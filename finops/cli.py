@@ -106,11 +106,11 @@ def ingest_focus(paths: tuple[str, ...], warehouse_path: Path | None) -> None:
     Example:
       finops ingest focus 'exports/focus/2026-0[789]/*.parquet'
     """
-    from connectors import focus
+    from finops import sources
 
     wh = _warehouse(warehouse_path)
     with _progress() as callback:
-        report = focus.ingest(wh, list(paths), progress=callback)
+        report = sources.ingest(wh, sources.source("focus", paths), progress=callback)
     _print_ingest(report, wh)
 
 
@@ -136,14 +136,12 @@ def ingest_aws_cur(
       finops ingest aws-cur exports/aws/ai-costs
       finops ingest aws-cur 'exports/cur2/*.parquet'
     """
-    from connectors import aws_cur
+    from finops import sources
 
     wh = _warehouse(warehouse_path)
-    target = uris[0] if len(uris) == 1 else list(uris)
+    source = sources.source("aws-cur", uris, period=periods, profile=profile, endpoint_url=endpoint_url)
     with _progress() as callback:
-        report = aws_cur.ingest(
-            wh, target, periods=list(periods) or None, profile=profile, endpoint_url=endpoint_url, progress=callback
-        )
+        report = sources.ingest(wh, source, progress=callback)
     for period, batch_id in report.skipped:
         console.print(f"{period}: manifest unchanged since batch {batch_id}, skipped")
     for load in report.loads:
@@ -202,12 +200,14 @@ def ingest_gcp_bigquery(
       finops ingest gcp-bigquery my-billing.billing.gcp_billing_export_v1_01F3A2_9B7C4D_E5A610 --months 2026-07..2026-09
     """
     from connectors import gcp_billing
+    from finops import sources
 
     wh = _warehouse(warehouse_path)
+    source = sources.source(
+        "gcp-bigquery", [table], months=months, project=project, api_endpoint=api_endpoint, anonymous=anonymous
+    )
     with _progress() as callback:
-        reports = gcp_billing.ingest_bigquery(
-            wh, table, list(months), project=project, api_endpoint=api_endpoint, anonymous=anonymous, progress=callback
-        )
+        reports = sources.ingest(wh, source, progress=callback)
     for month, report in zip(gcp_billing.parse_months(months), reports, strict=True):
         _print_ingest(report, wh, title=f"invoice month {month[:4]}-{month[4:]}")
 
@@ -226,11 +226,11 @@ def ingest_gcp_export(paths: tuple[str, ...], warehouse_path: Path | None) -> No
     Example:
       finops ingest gcp-export 'exports/gcp/2026-07/*.json.gz'
     """
-    from connectors import gcp_billing
+    from finops import sources
 
     wh = _warehouse(warehouse_path)
     with _progress() as callback:
-        report = gcp_billing.ingest_export(wh, list(paths), progress=callback)
+        report = sources.ingest(wh, sources.source("gcp-export", paths), progress=callback)
     _print_ingest(report, wh)
 
 
@@ -257,19 +257,19 @@ def ingest_gcp_catalog(
     Example:
       finops ingest gcp-catalog --services "Vertex AI,Compute Engine" --billing-account 01F3A2-9B7C4D-E5A610
     """
-    from connectors import gcp_catalog
+    from finops import sources
 
     wh = _warehouse(warehouse_path)
+    source = sources.source(
+        "gcp-catalog",
+        services=tuple(services.split(",")),
+        billing_account=billing_account,
+        api_endpoint=api_endpoint,
+        anonymous=anonymous,
+        currency=currency,
+    )
     with _progress() as callback:
-        summary = gcp_catalog.ingest_catalog(
-            wh,
-            services.split(","),
-            billing_account=billing_account,
-            api_endpoint=api_endpoint,
-            anonymous=anonymous,
-            currency=currency,
-            progress=callback,
-        )
+        summary = sources.ingest(wh, source, progress=callback)
     prices = summary.prices
     console.print(
         f"[bold]{prices.rows_loaded:,}[/] prices stored for {len(summary.services)} service"
@@ -319,14 +319,12 @@ def ingest_azure(uris: tuple[str, ...], connection_string_env: str, warehouse_pa
       finops ingest azure 'https://costexports.blob.core.windows.net/exports/finops?sv=…'
       finops ingest azure downloads/ea-actual/20260701-20260731/
     """
-    import os
-
-    from connectors import azure
+    from finops import sources
 
     wh = _warehouse(warehouse_path)
-    connection_string = os.environ.get(connection_string_env) or None
+    source = sources.source("azure", uris, connection_string_env=connection_string_env)
     with _progress() as callback:
-        report = azure.ingest(wh, list(uris), connection_string=connection_string, progress=callback)
+        report = sources.ingest(wh, source, progress=callback)
     for load in report.loads:
         _print_ingest(load, wh, title=escape(load.title))
         if len(load.runs) > 1:
@@ -378,14 +376,14 @@ def ingest_litellm(
       finops ingest litellm postgresql://litellm@db.internal:5432/litellm --password-env LITELLM_DB_PASSWORD
       finops ingest litellm postgresql://litellm@127.0.0.1/litellm --since 2026-07-01 --overlap 3h
     """
-    from connectors import litellm
+    from finops import sources
 
     wh = _warehouse(warehouse_path)
-    password = litellm.password_from_env(password_env)
+    source = sources.source(
+        "litellm", [dsn], password_env=password_env, since=since, overlap=_parse_overlap(overlap), page_size=page_size
+    )
     with _progress() as callback:
-        report = litellm.ingest(
-            wh, dsn, password=password, since=since, overlap=_parse_overlap(overlap), page_size=page_size, progress=callback
-        )
+        report = sources.ingest(wh, source, progress=callback)
     r = report.result
     window = f"from {report.since:%Y-%m-%d %H:%M}" if report.since else "whole table"
     console.print(
@@ -436,11 +434,11 @@ def ingest_prices(paths: tuple[str, ...], price_format: str | None, warehouse_pa
       finops ingest prices
       finops ingest prices model_prices_and_context_window.json negotiated_prices.csv
     """
-    from connectors import pricing
+    from finops import sources
 
     wh = _warehouse(warehouse_path)
     with _progress() as callback:
-        loads = pricing.load_prices(wh, list(paths), format=price_format, progress=callback)  # type: ignore[arg-type]
+        loads = sources.ingest(wh, sources.source("prices", paths, format=price_format), progress=callback)
     for load in loads:
         r = load.result
         console.print(
@@ -473,11 +471,11 @@ def ingest_otel(paths: tuple[str, ...], warehouse_path: Path | None) -> None:
     Example:
       finops ingest otel 'traces/otel-*.jsonl'
     """
-    from connectors import otel
+    from finops import sources
 
     wh = _warehouse(warehouse_path)
     with _progress() as callback:
-        report = otel.ingest(wh, list(paths), progress=callback)
+        report = sources.ingest(wh, sources.source("otel", paths), progress=callback)
     _print_trace_ingest(report, wh)
 
 
@@ -495,11 +493,11 @@ def ingest_langfuse(paths: tuple[str, ...], warehouse_path: Path | None) -> None
     Example:
       finops ingest langfuse exports/langfuse/*.json
     """
-    from connectors import langfuse
+    from finops import sources
 
     wh = _warehouse(warehouse_path)
     with _progress() as callback:
-        report = langfuse.ingest(wh, list(paths), progress=callback)
+        report = sources.ingest(wh, sources.source("langfuse", paths), progress=callback)
     _print_trace_ingest(report, wh)
 
 
@@ -573,13 +571,14 @@ def ingest_openai(start: Any, end: Any, api_key_env: str, base_url: str | None, 
       export OPENAI_ADMIN_KEY=sk-admin-…
       finops ingest openai --start 2026-07-01 --end 2026-10-01 --api-key-env OPENAI_ADMIN_KEY
     """
-    from connectors import openai_usage
+    from finops import sources
 
     wh = _warehouse(warehouse_path)
+    source = sources.source(
+        "openai", start=start.date(), end=end.date() if end else None, api_key_env=api_key_env, base_url=base_url
+    )
     with _progress() as callback:
-        report = openai_usage.ingest(
-            wh, start.date(), end.date() if end else None, api_key_env=api_key_env, base_url=base_url, progress=callback
-        )
+        report = sources.ingest(wh, source, progress=callback)
     _print_model_api_ingest(report, wh, "OpenAI")
 
 
@@ -600,13 +599,14 @@ def ingest_anthropic(start: Any, end: Any, api_key_env: str, base_url: str | Non
       export ANTHROPIC_ADMIN_KEY=sk-ant-admin01-…
       finops ingest anthropic --start 2026-07-01 --end 2026-10-01 --api-key-env ANTHROPIC_ADMIN_KEY
     """
-    from connectors import anthropic_usage
+    from finops import sources
 
     wh = _warehouse(warehouse_path)
+    source = sources.source(
+        "anthropic", start=start.date(), end=end.date() if end else None, api_key_env=api_key_env, base_url=base_url
+    )
     with _progress() as callback:
-        report = anthropic_usage.ingest(
-            wh, start.date(), end.date() if end else None, api_key_env=api_key_env, base_url=base_url, progress=callback
-        )
+        report = sources.ingest(wh, source, progress=callback)
     _print_model_api_ingest(report, wh, "Anthropic")
 
 
@@ -882,13 +882,308 @@ def migrate(warehouse_path: Path | None) -> None:
 # -- chargeback ---------------------------------------------------------------------------
 
 
+@cli.command("chargeback")
+@click.option("--quarter", default=None, help="Quarter like 2026Q3 [default: the last complete quarter in the warehouse]")
+@click.option("--basis", type=click.Choice(["effective", "billed"]), default=None,
+              help="EffectiveCost (amortized) or BilledCost (as invoiced) [default: finops.toml's, else effective]")
+@click.option("--reconcile", is_flag=True, help="Print the reconciliation to the invoices instead (per provider and month).")
+@click.option("--detail", is_flag=True, help="Print every allocation (department, pool, rule, provider, service), unrounded.")
+@format_option
+@warehouse_option
+@config_option
+def chargeback_command(
+    quarter: str | None, basis: str | None, reconcile: bool, detail: bool, output_format: str,
+    warehouse_path: Path | None, config_path: Path | None,
+) -> None:
+    """Who pays what: one row per department and billing month, shared costs split, to the cent.
+
+    Columns: department, month (YYYY-MM), direct_cost, shared_cost, total_cost. Each month's
+    total_cost adds up to that month's bill exactly; Unallocated is a row of its own.
+
+    \b
+      finops chargeback --quarter 2026Q3
+      finops chargeback --basis billed --format csv > chargeback.csv
+      finops chargeback --reconcile
+    """
+    from finops import chargeback as charging
+    from finops.config import load_config
+    from finops.periods import Quarter, latest_complete_quarter
+
+    wh = _warehouse(warehouse_path)
+    config = load_config(config_path)
+    chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
+    shown = basis or config.basis
+    if reconcile:
+        frame = charging.reconciliation(wh, config, chosen, basis=basis)  # type: ignore[arg-type]
+        title = f"{chosen} invoices = departments + unallocated ({shown} cost, {config.currency})"
+    elif detail:
+        frame = charging.allocations(wh, config, chosen, basis=basis)  # type: ignore[arg-type]
+        title = f"{chosen} allocations ({shown} cost, {config.currency})"
+    else:
+        frame = charging.chargeback(wh, config, chosen, basis=basis)  # type: ignore[arg-type]
+        title = f"{chosen} chargeback ({shown} cost, {config.currency})"
+    _print_frame(frame, output_format, title=title)
+
+
 # -- forecasts and budgets ------------------------------------------------------------------
+
+
+@cli.command("forecast")
+@click.option("--quarter", default=None, help="Quarter like 2026Q4 [default: the quarter after the data's last day]")
+@click.option("--by", type=click.Choice(["department", "workload"]), default="department", show_default=True)
+@format_option
+@warehouse_option
+@config_option
+def forecast_command(
+    quarter: str | None, by: str, output_format: str, warehouse_path: Path | None, config_path: Path | None
+) -> None:
+    """Forecast a quarter's spend per department or workload class, with 80%/95% intervals.
+
+    Totals sum the daily forecasts of the model the rolling-origin backtest chose per series
+    (AutoETS, a 28-day average or the seasonal-naive baseline); mape is that backtest's error
+    on weekly totals (%), beside the baseline's. A past quarter gets the forecast made at its start.
+
+    \b
+    Examples:
+      finops forecast
+      finops forecast --quarter 2026Q3 --by workload --format csv
+    """
+    from finops import forecast as forecasting
+    from finops.config import load_config
+
+    config = load_config(config_path)
+    wh = _warehouse(warehouse_path)
+    frame = forecasting.quarter_forecast(wh, config, by=by, quarter=quarter)  # type: ignore[arg-type]
+    label = frame["quarter"][0] if frame.height else quarter
+    if output_format == "table":  # the columns that fit a terminal; csv and json keep every one
+        frame = frame.select(
+            pl.col("series").alias(by),
+            "model",
+            "forecast",
+            "lo_95",
+            "hi_95",
+            mape_pct=pl.col("mape").round(1),
+            baseline_mape_pct=pl.col("baseline_mape").round(1),
+        )
+    title = f"Forecast of {label} spend by {by} (USD; 95% interval; backtest MAPE of weekly totals)"
+    _print_frame(frame, output_format, title=title)
+
+
+@cli.command("budgets")
+@click.option("--quarter", default=None, help="Quarter like 2026Q3 [default: the quarter of --as-of]")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="Last day counted as spent (YYYY-MM-DD) [default: the warehouse's last day]",
+)
+@format_option
+@warehouse_option
+@config_option
+def budgets_command(
+    quarter: str | None, as_of: Any, output_format: str, warehouse_path: Path | None, config_path: Path | None
+) -> None:
+    """Budgets from finops.toml: burn to date, projected spend, run-out date and alerts.
+
+    \b
+    Examples:
+      finops budgets --quarter 2026Q3 --as-of 2026-08-15
+      finops budgets --quarter 2026Q4 --format json
+    """
+    from finops import budgets as budgeting
+    from finops.config import load_config
+
+    config = load_config(config_path)
+    wh = _warehouse(warehouse_path)
+    frame = budgeting.budget_status(wh, config, quarter, as_of=as_of.date() if as_of else None)
+    label = frame["quarter"][0] if frame.height else quarter
+    as_of_text = f" as of {frame['as_of'][0]}" if frame.height else ""
+    if output_format == "table":  # the columns that fit a terminal; csv and json keep every one
+        frame = frame.select(
+            "department",
+            scope=pl.concat_str(pl.col("provider"), pl.col("model"), separator=" ", ignore_nulls=True),
+            budget="budget",
+            spent="spent",
+            burn_pct=pl.col("burn_pct").round(1),
+            projected="projected",
+            low_95="projected_lo_95",
+            high_95="projected_hi_95",
+            run_out="run_out_date",
+            alerts="alerts",
+        )
+    _print_frame(frame, output_format, title=f"Budgets {label}{as_of_text} (USD)")
 
 
 # -- anomalies ------------------------------------------------------------------------------
 
 
+@cli.command()
+@click.option("--quarter", default=None, help="Quarter like 2026Q3 [default: the last complete quarter in the warehouse]")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First day (YYYY-MM-DD), with --end.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Day after the last (exclusive).")
+@click.option("--agents", is_flag=True, help="Runaway agent tasks (llm_requests) instead of daily cost anomalies.")
+@click.option("--basis", type=click.Choice(["effective", "billed"]), default=None, help="[default: finops.toml's]")
+@click.option("--threshold", type=float, default=5.0, show_default=True, help="Robust sigmas above expected to flag.")
+@click.option("--min-impact", type=str, default="250", show_default=True, help="Dollars above expected to flag.")
+@format_option
+@warehouse_option
+@config_option
+def anomalies(
+    quarter: str | None,
+    start: Any,
+    end: Any,
+    agents: bool,
+    basis: str | None,
+    threshold: float,
+    min_impact: str,
+    output_format: str,
+    warehouse_path: Path | None,
+    config_path: Path | None,
+) -> None:
+    """Days whose cost of a department × service is far above its baseline, or agent tasks that loop.
+
+    The baseline follows the weekly rhythm and the trend of each series (see
+    finops/anomalies.py); a day is flagged when it is both many robust sigmas and
+    --min-impact dollars above expected. Each anomaly names the sub account, resource and
+    SKU that explain most of it.
+
+    \b
+    Examples:
+      finops anomalies --quarter 2026Q3
+      finops anomalies --start 2026-08-01 --end 2026-09-01 --format csv
+      finops anomalies --quarter 2026Q3 --agents
+    """
+    from finops import anomalies as detecting
+    from finops.config import load_config, resolve_path
+    from finops.exceptions import AnalysisError
+    from finops.periods import Quarter, latest_complete_quarter
+
+    if (start is None) != (end is None) or (quarter and start is not None):
+        raise click.UsageError("give either --quarter or both --start and --end (e.g. --quarter 2026Q3)")
+    wh = _warehouse(warehouse_path)
+    if start is not None:
+        first, last = start.date(), end.date()
+    else:
+        chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
+        first, last = chosen.start, chosen.end
+    if agents:
+        frame = detecting.agent_anomalies(wh, first, last)
+        _print_frame(frame, output_format, title=f"Runaway agent tasks, {first} to {last} (exclusive)")
+        return
+    try:
+        impact = Decimal(min_impact)
+    except ArithmeticError as exc:
+        raise AnalysisError(f"--min-impact {min_impact!r} is not a number", hint="e.g. --min-impact 500") from exc
+    config = load_config(resolve_path(config_path))
+    frame = detecting.cost_anomalies(
+        wh, config, first, last, basis=basis or config.basis, threshold=threshold, min_impact=impact
+    )
+    if output_format == "table":
+        # the explaining resource ids are long: csv and json have them, with every share
+        frame = frame.select("date", "department", "service", "expected", "actual", "impact", "score", "top_sku")
+    _print_frame(frame, output_format, title=f"Cost anomalies, {first} to {last} (exclusive), USD")
+
+
 # -- unit economics and savings ---------------------------------------------------------------
+
+
+def _period(wh: Any, quarter: str | None, start: Any, end: Any) -> tuple[Any, Any, str]:
+    """[start, end) from --start/--end, else --quarter, else the last complete quarter."""
+    from finops.periods import Quarter, latest_complete_quarter
+
+    if (start is None) != (end is None):
+        raise click.UsageError("give both --start and --end, or neither")
+    if start is not None:
+        if quarter:
+            raise click.UsageError("give --quarter or --start/--end, not both")
+        return start.date(), end.date(), f"{start:%Y-%m-%d} … {end:%Y-%m-%d}"
+    chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
+    return chosen.start, chosen.end, str(chosen)
+
+
+@cli.command("unit-costs")
+@click.option("--quarter", default=None, help="Quarter like 2026Q3 [default: the last complete quarter in the warehouse]")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First day (YYYY-MM-DD), instead of --quarter.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Day after the last (exclusive).")
+@click.option("--by", "by", type=click.Choice(["model", "department", "agent", "self-hosted"]), default="model", show_default=True,
+              help="model: per provider and model; department; agent: cost per agent task; self-hosted: [[self_hosted]] models.")  # fmt: skip
+@click.option("--grain", type=click.Choice(["month", "week"]), default=None, help="Also split by month or week.")
+@click.option("--source", default=None, help="Count only this llm_requests source [default: one per provider, litellm first].")
+@format_option
+@warehouse_option
+@config_option
+def unit_costs(
+    quarter: str | None,
+    start: Any,
+    end: Any,
+    by: str,
+    grain: str | None,
+    source: str | None,
+    output_format: str,
+    warehouse_path: Path | None,
+    config_path: Path | None,
+) -> None:
+    """Cost per 1M tokens (blended, input, output), per request, per agent task (USD).
+
+    \b
+    Examples:
+      finops unit-costs --quarter 2026Q3
+      finops unit-costs --quarter 2026Q3 --by department --grain month
+      finops unit-costs --start 2026-08-01 --end 2026-09-01 --by agent
+    """
+    from finops import unit_economics
+    from finops.config import load_config
+
+    wh = _warehouse(warehouse_path)
+    first, last, label = _period(wh, quarter, start, end)
+    if by == "agent":
+        frame = unit_economics.agent_task_unit_costs(wh, first, last, source=source, grain=grain)  # type: ignore[arg-type]
+        title = f"Cost per agent task, {label} (USD)"
+    elif by == "self-hosted":
+        config = load_config(config_path)
+        frame = unit_economics.self_hosted_unit_costs(wh, config, first, last, grain, source=source)  # type: ignore[arg-type]
+        title = f"Self-hosted models: GPU cost per 1M tokens, {label} (USD)"
+    else:
+        config = load_config(config_path) if by == "department" else None
+        group = ("department",) if by == "department" else ("provider", "model")
+        frame = unit_economics.token_unit_costs(wh, first, last, by=group, grain=grain, source=source, config=config)  # type: ignore[arg-type]
+        title = f"Unit costs per {by}, {label} (USD; per 1M tokens and per request)"
+    if output_format == "table":  # unit costs need more than the shared table format's cents
+        frame = frame.with_columns(
+            pl.col(c).map_elements(lambda v: f"{v:,.4f}", return_dtype=pl.String)
+            for c in frame.columns
+            if c.startswith(("cost_per", "mean_task"))
+        )
+    _print_frame(frame, output_format, title=title)
+
+
+@cli.command()
+@click.option("--quarter", default=None, help="Quarter like 2026Q3 [default: the last complete quarter in the warehouse]")
+@format_option
+@warehouse_option
+@config_option
+def savings(quarter: str | None, output_format: str, warehouse_path: Path | None, config_path: Path | None) -> None:
+    """Savings what-ifs ranked by $ per quarter: caching, routing, batch, GPU tuning, commitments, on-prem.
+
+    Each row states its assumptions (defaults from the seed articles); the savings overlap,
+    so do not add them up. Change assumptions from Python: finops.whatif.savings_opportunities.
+
+    \b
+    Example:
+      finops savings --quarter 2026Q3 --format csv
+    """
+    from finops import whatif
+    from finops.config import load_config
+    from finops.periods import Quarter, latest_complete_quarter
+
+    wh = _warehouse(warehouse_path)
+    config = load_config(config_path)
+    chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
+    frame = whatif.savings_opportunities(wh, config, chosen)
+    if output_format == "table":
+        frame = frame.drop("assumptions")
+    _print_frame(frame, output_format, title=f"Savings opportunities, {chosen} (USD; overlapping, do not add)")
 
 
 # -- report -----------------------------------------------------------------------------
@@ -908,10 +1203,13 @@ def report() -> None:
     default=Path("reports"),
     show_default=True,
 )
+@click.option("--pdf", is_flag=True, help="Also print the review to PDF with headless Chromium.")
 @warehouse_option
 @config_option
-def report_quarterly(quarter: str | None, out_dir: Path, warehouse_path: Path | None, config_path: Path | None) -> None:
-    """Render the quarterly review to OUT/quarterly-review-QUARTER.html."""
+def report_quarterly(
+    quarter: str | None, out_dir: Path, pdf: bool, warehouse_path: Path | None, config_path: Path | None
+) -> None:
+    """Render the quarterly review to OUT/quarterly-review-QUARTER.html (and .pdf with --pdf)."""
     from finops import report as reporting
     from finops.config import load_config, resolve_path
     from finops.periods import Quarter, latest_complete_quarter
@@ -928,6 +1226,151 @@ def report_quarterly(quarter: str | None, out_dir: Path, warehouse_path: Path | 
         out_dir=out_dir,
     )
     console.print(f"Quarterly review: [bold]{html}[/]")
+    if pdf:
+        console.print(f"PDF: [bold]{reporting.print_pdf(html)}[/]")
+
+
+@report.command("departments")
+@click.option("--quarter", default=None, help="Quarter like 2026Q3 [default: the last complete quarter in the warehouse]")
+@click.option("--department", "departments", multiple=True, help="Only this department (repeat for more) [default: all].")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+)
+@warehouse_option
+@config_option
+def report_departments(
+    quarter: str | None, departments: tuple[str, ...], out_dir: Path, warehouse_path: Path | None,
+    config_path: Path | None,
+) -> None:
+    """Render one statement per department to OUT/statements-QUARTER/, with an index.html."""
+    from finops import report as reporting
+    from finops.config import resolve_path
+    from finops.periods import Quarter, latest_complete_quarter
+
+    wh = _warehouse(warehouse_path)
+    chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
+    started = time.monotonic()
+    with _progress() as progress:
+        index = reporting.render_departments(
+            str(chosen), warehouse=wh.path.resolve(), config=resolve_path(config_path).resolve(), out_dir=out_dir,
+            departments=list(departments) or None,
+            progress=lambda name, done, total: progress(f"statement: {name}", done, total),
+        )  # fmt: skip
+    console.print(f"Department statements {chosen}: [bold]{index}[/]  ({time.monotonic() - started:.0f}s)")
+
+
+# -- run ----------------------------------------------------------------------------------
+
+
+@cli.command("run")
+@click.option("--quarter", default=None, help="Quarter of the reports, like 2026Q3 [default: the last complete one]")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Where the reports are published.",
+)
+@click.option("--allow-incomplete", is_flag=True, help="Publish the reports even when their data is incomplete.")
+@click.option("--skip-reports", is_flag=True, help="Only ingest the sources.")
+@warehouse_option
+@config_option
+def run_command(
+    quarter: str | None,
+    out_dir: Path,
+    allow_incomplete: bool,
+    skip_reports: bool,
+    warehouse_path: Path | None,
+    config_path: Path | None,
+) -> None:
+    """Ingest every [[sources]] of finops.toml in order, then publish the quarter's reports.
+
+    A source that fails is reported in one line (secrets masked) and the others still load.
+    Then the quarterly review and the department statements of --quarter (default: the last
+    complete quarter) are rendered to OUT, unless their data is incomplete (a source failed
+    in this run, or a billing account's charges stop short of the quarter's end): then they
+    are withheld, unless --allow-incomplete. Relative paths in sources are relative to the
+    config file's folder. Exit code 0 when every source loaded and every report was
+    published, 1 otherwise. Meant for cron or a systemd timer (see the README).
+
+    \b
+    Examples:
+      finops run
+      finops run --quarter 2026Q3 --out /srv/reports
+      finops run --skip-reports
+    """
+    from finops import report as reporting
+    from finops import sources as ingesting
+    from finops.config import load_config, resolve_path
+    from finops.exceptions import ConfigError
+    from finops.periods import Quarter
+
+    if quarter:
+        quarter = Quarter.parse(quarter).label  # a typo fails now, not after an hour of loading
+    config_file = resolve_path(config_path)
+    config = load_config(config_file, required=True)
+    if not config.sources:
+        raise ConfigError(
+            f"{config_file}: no [[sources]] to run",
+            hint="declare each export or API to load as a [[sources]] table (see the sample finops.toml)",
+        )
+    wh = _warehouse(warehouse_path)
+    base_dir = config_file.resolve().parent
+    runs = []
+    for number, source in enumerate(config.sources, 1):
+        console.print(f"[{number}/{len(config.sources)}] {escape(source.name)} ({source.kind}) …")
+        with _progress() as callback:
+            run = ingesting.run_source(wh, source, base_dir=base_dir, progress=callback)
+        runs.append(run)
+        if run.status == "failed":
+            console.print(f"  [bold red]failed[/] after {run.seconds:.1f}s: {escape(run.error or '')}")
+        else:
+            replaced = f", {run.rows_replaced:,} replaced" if run.rows_replaced else ""
+            quarantined = f", [red]{run.rows_quarantined:,} quarantined[/]" if run.rows_quarantined else ""
+            note = f"; {escape(run.note)}" if run.note else ""
+            console.print(f"  {run.rows_loaded:,} rows loaded{replaced}{quarantined} in {run.seconds:.1f}s{note}")
+
+    published: list[dict[str, str]] = []
+    if not skip_reports:
+        ready = ingesting.readiness(wh, quarter, runs)
+        label = str(ready.quarter) if ready.quarter else "(no quarter)"
+        for reason in ready.reasons:
+            console.print(f"[yellow]incomplete:[/] {escape(reason)}")
+        inputs = {"warehouse": wh.path.resolve(), "config": config_file.resolve(), "out_dir": out_dir}
+        renders = {  # the cell-by-cell progress bar is for a terminal, not a cron log
+            f"quarterly review {label}": lambda: reporting.render_quarterly(
+                label, **inputs, progress=err_console.is_terminal
+            ),
+            f"department statements {label}": lambda: reporting.render_departments(label, **inputs),
+        }
+        for name, render in renders.items():
+            if ready.quarter is None or (ready.reasons and not allow_incomplete):
+                published.append({"report": name, "status": "withheld", "path": "data incomplete (see above)"})
+                continue
+            console.print(f"Rendering the {name} …")
+            try:
+                path = render()
+            except FinopsError as exc:
+                console.print(f"  [bold red]failed:[/] {escape(str(exc))}")
+                published.append({"report": name, "status": "failed", "path": "see the error above"})
+                continue
+            status = "published (data incomplete)" if ready.reasons else "published"
+            console.print(f"  {status}: {escape(str(path))}")
+            published.append({"report": name, "status": status, "path": str(path)})
+
+    summary = ingesting.runs_frame(runs).drop("kind", "rows_quarantined")
+    short = pl.when(pl.col("detail").str.len_chars() > 70).then(pl.col("detail").str.slice(0, 69) + "…")
+    _print_frame(summary.with_columns(detail=short.otherwise(pl.col("detail"))), "table", title="Sources")
+    if published:
+        _print_frame(pl.DataFrame(published), "table", title="Reports")
+    failed = any(r.status == "failed" for r in runs) or any(not p["status"].startswith("published") for p in published)
+    if failed:
+        sys.exit(1)  # not ctx.exit: main() runs click with standalone_mode=False, which returns its code unused
 
 
 # -- output helpers ---------------------------------------------------------------------

@@ -41,7 +41,7 @@ from finops.warehouse import Warehouse
 RECONCILED_PROVIDERS = ("OpenAI", "Anthropic", "AWS Bedrock", "Azure OpenAI", "Google Vertex AI / Gemini")
 """The providers :func:`gateway_vs_bill` can match with invoice lines."""
 
-_GATEWAY_PROVIDER = f"""CASE {provider_key_sql('provider')}
+GATEWAY_PROVIDER_SQL = f"""CASE {provider_key_sql('provider')}
     WHEN 'openai' THEN 'OpenAI'
     WHEN 'anthropic' THEN 'Anthropic'
     WHEN 'bedrock' THEN 'AWS Bedrock'
@@ -51,7 +51,7 @@ _GATEWAY_PROVIDER = f"""CASE {provider_key_sql('provider')}
     ELSE coalesce(provider, 'unknown') END"""
 
 _text = "coalesce({}, '')"
-_BILLED_PROVIDER = f"""CASE
+BILLED_PROVIDER_SQL = f"""CASE
     WHEN {_text.format('ServiceName')} ILIKE '%bedrock%' THEN 'AWS Bedrock'
     WHEN {_text.format('ProviderName')} ILIKE 'microsoft%' AND (x_Model IS NOT NULL
          OR {_text.format('ServiceName')} ILIKE '%openai%' OR {_text.format('ServiceName')} ILIKE '%foundry%')
@@ -95,7 +95,7 @@ def gateway_vs_bill(wh: Warehouse, start: date, end: date, *, source: str | None
     return wh.query(
         f"""
         WITH gateway AS (
-            SELECT {_GATEWAY_PROVIDER} AS provider, CAST(date_trunc('month', period_start) AS DATE) AS month,
+            SELECT {GATEWAY_PROVIDER_SQL} AS provider, CAST(date_trunc('month', period_start) AS DATE) AS month,
                 x_Source AS source, sum(cost) AS gateway_cost,
                 count(*) FILTER (WHERE cost IS NULL) AS unpriced_requests
             FROM llm_requests
@@ -106,7 +106,7 @@ def gateway_vs_bill(wh: Warehouse, start: date, end: date, *, source: str | None
             SELECT provider, month, sum(BilledCost) AS billed_cost,
                 string_agg(DISTINCT BillingCurrency, ', ' ORDER BY BillingCurrency) AS billed_currency
             FROM (
-                SELECT {_BILLED_PROVIDER} AS provider, CAST(date_trunc('month', ChargePeriodStart) AS DATE) AS month,
+                SELECT {BILLED_PROVIDER_SQL} AS provider, CAST(date_trunc('month', ChargePeriodStart) AS DATE) AS month,
                     BilledCost, BillingCurrency
                 FROM charges
                 WHERE ChargePeriodStart >= ? AND ChargePeriodStart < ?

@@ -49,7 +49,9 @@ OTel: the Customer Support ticket agent's runs of 2026-08-10 .. 2026-08-16 (the 
 as OTLP JSON traces: an ``invoke_agent`` root, ``execute_tool`` spans and ``chat`` spans against
 Azure gpt-4o, one chat span per LiteLLM request of the run (same tokens, same session id as
 task). On 2026-08-12 and 2026-08-13 a few runs looped: :data:`RUNAWAY_MIN_CALLS`+ calls each.
-The traces cover that week only: compare them with the bill by task, not by month.
+The traces cover that week only: compare them with the bill by task, not by month. The looping
+runs are the ground truth of agent anomaly detection: :func:`runaway_tasks`, written to
+``gateway/runaway_tasks.json``.
 """
 
 from __future__ import annotations
@@ -191,6 +193,7 @@ class GatewayFiles:
     openai_costs: list[Path]
     otel_traces: list[Path]
     expected: pl.DataFrame  # source, provider, model, month, requests, input/output tokens, spend, billed (Decimal text)
+    runaway_tasks: Path | None = None  # JSON ground truth: the looping agent runs (task_id, agent_id, day, calls)
 
 
 # --------------------------------------------------------------------------------------
@@ -619,7 +622,22 @@ def generate(out_dir: Path, seed: int = company.SEED) -> GatewayFiles:
     traces.write_bytes(gzip.compress(lines.encode(), mtime=0))
     expected = expected_totals(rows, bill)
     expected.write_csv(root / "expected_totals.csv")
-    return GatewayFiles(root, spend_logs, create_table, completions, costs, [traces], expected)
+    runaway = root / "runaway_tasks.json"
+    runaway.write_text(json.dumps(runaway_tasks(rows), indent=1) + "\n", encoding="utf-8")
+    return GatewayFiles(root, spend_logs, create_table, completions, costs, [traces], expected, runaway)
+
+
+def runaway_tasks(rows: pl.DataFrame) -> list[dict[str, Any]]:
+    """Ground truth for agent anomaly detection: the runs that looped (``_runaway``), one dict each
+    with ``task_id`` (the session id: the LiteLLM session and the OTel trace id), ``agent_id``,
+    ``day`` and ``calls``, in task id order."""
+    runs = (
+        rows.filter(pl.col("_runaway"))
+        .group_by(task_id="session_id")
+        .agg(agent_id=pl.col("agent_id").first(), day=pl.col("startTime").min().dt.date(), calls=pl.len())
+        .sort("task_id")
+    )
+    return [{**r, "day": r["day"].isoformat()} for r in runs.iter_rows(named=True)]
 
 
 # --------------------------------------------------------------------------------------

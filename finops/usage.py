@@ -22,6 +22,11 @@ from finops.exceptions import AnalysisError
 if TYPE_CHECKING:
     from finops.warehouse import Warehouse
 
+SOURCE_PRIORITY: tuple[str, ...] = ("litellm", "openai-usage", "anthropic-usage", "otel", "langfuse")
+"""Which `llm_requests` source to believe for a provider and month when several saw the same calls
+(a LiteLLM gateway, the provider's usage API, traces): the first present wins. The gateway sees
+every call; a usage API all of its provider's; traces one agent. Unlisted sources come after."""
+
 _TOTALS = """
     count(*) AS model_calls,
     sum(coalesce(input_tokens, 0)) AS input_tokens,

@@ -187,7 +187,7 @@ def test_the_commented_examples_in_finops_toml_are_valid():
     from pathlib import Path
 
     text = (Path(__file__).parents[2] / "finops.toml").read_text(encoding="utf-8")
-    examples = text[text.index("# [[workload_rules]]") :]
+    examples = text[text.index("# [[workload_rules]]") :].split("\n\n")[0]  # up to the next section
     uncommented = "\n".join(line.removeprefix("#").removeprefix(" ") for line in examples.splitlines())
     rules = rules_from_config(parse_config(uncommented))
     assert [r.id for r in rules] == ["user.gpu-cluster", "user.research-gpus"]
