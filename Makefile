@@ -42,11 +42,12 @@ test: setup $(AZURITE) debian-packages
 	$(UV) run pytest
 
 # The notebooks read $FINOPS_WAREHOUSE and $FINOPS_CONFIG; point them at this project's files.
+# Jupyter refuses to run as root (a container, say) unless told to.
 lab: setup
 	@test -f data/warehouse.duckdb || $(UV) run finops demo
 	FINOPS_WAREHOUSE=$${FINOPS_WAREHOUSE:-$(CURDIR)/data/warehouse.duckdb} \
 	FINOPS_CONFIG=$${FINOPS_CONFIG:-$(CURDIR)/finops.toml} \
-	$(UV) run jupyter lab notebooks/
+	$(UV) run jupyter lab notebooks/ $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean:
 	rm -rf data/sample data/warehouse.duckdb data/warehouse.duckdb.wal reports .pytest_cache

@@ -443,7 +443,7 @@ def money(
             return f"{value:,}"
         if isinstance(value, float | Decimal):
             return f"{value:,.2f}"
-        if isinstance(value, list | tuple):
+        if isinstance(value, list | tuple | pl.Series):
             return ", ".join(str(v) for v in value)
         return str(value)
 
@@ -454,6 +454,98 @@ def money(
     headers = {c: names.get(c, c.replace("_", " ").capitalize()) for c in df.columns}
     aligned = [c for c, t in df.schema.items() if c in money_columns or c in shares or c in percents or t.is_numeric()]
     return MoneyTable(formatted.rename(headers), right_aligned=[headers[c] for c in aligned], caption=caption)
+
+
+def chargeback_by_month(
+    df: pl.DataFrame, currency: str = "USD", *, title: str = "Direct and shared costs by month"
+) -> alt.Chart:
+    """Stacked bars per billing month: a department's direct cost and its share of pooled costs.
+
+    ``df`` has ``month`` (``YYYY-MM``), ``direct_cost`` and ``shared_cost``: the rows of one
+    department in :func:`finops.chargeback.chargeback` (or its statement's ``months``).
+    """
+    frame = df.select("month", "direct_cost", "shared_cost").unpivot(
+        index="month", variable_name="part", value_name="cost"
+    )
+    frame = _to_chart_number(frame).with_columns(
+        pl.col("part").replace_strict({"direct_cost": "Direct", "shared_cost": "Shared (pools)"}),
+        _stack=pl.col("part").replace_strict({"direct_cost": 0, "shared_cost": 1}),
+    )
+    parts = ["Direct", "Shared (pools)"]
+    return (
+        alt.Chart(frame, title=title)
+        .mark_bar()
+        .encode(
+            x=alt.X("month:O", sort=sorted(frame["month"].unique().to_list()), title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("sum(cost):Q", title=money_title("Charged", currency), axis=_axis(currency)),
+            color=alt.Color("part:N", title="Cost", sort=parts, scale=alt.Scale(domain=parts, range=["#4c78a8", "#9ecae9"])),
+            order=alt.Order("_stack:Q", sort="ascending"),
+            tooltip=["month:O", "part:N", _tooltip_money("cost", currency)],
+        )
+        .properties(width=CHART_WIDTH, height=CHART_HEIGHT)
+    )
+
+
+def chargeback_by_department(
+    df: pl.DataFrame, currency: str = "USD", *, title: str = "Charged by department and month", keep: int = 8
+) -> alt.Chart:
+    """Stacked bars of :func:`finops.chargeback.chargeback` (department, month, total_cost): what
+    each department is charged per billing month, pools included; each bar is the month's bill."""
+    frame = df.select(
+        period=pl.col("month").str.to_date("%Y-%m"), department=pl.col("department"), cost=pl.col("total_cost")
+    )
+    return monthly_spend_by_department(frame, currency, title=title, keep=keep).encode(
+        y=alt.Y("sum(cost):Q", title=money_title("Charged", currency), axis=_axis(currency))
+    )
+
+
+def forecast_ranges(
+    df: pl.DataFrame, currency: str = "USD", *, title: str = "Next quarter's forecast with 80% and 95% intervals"
+) -> alt.Chart:
+    """One row per series of :func:`finops.forecast.quarter_forecast`: the forecast as a tick,
+    the 95% interval as a thin bar and the 80% interval as a thick one. The Total row is left
+    out (its scale would flatten the others; the summary states it)."""
+    frame = _to_chart_number(
+        df.filter(pl.col("series") != "Total").select("series", "forecast", "lo_80", "hi_80", "lo_95", "hi_95"),
+        "forecast",
+    ).with_columns(pl.col(c).cast(pl.Float64) for c in ("lo_80", "hi_80", "lo_95", "hi_95"))
+    order = frame.sort("forecast", descending=True)["series"].to_list()
+    y = alt.Y("series:N", sort=order, title=None)
+    money_axis = alt.X("lo_95:Q", title=money_title("Forecast", currency), axis=_axis(currency))
+    tooltip = ["series:N", _tooltip_money("forecast", currency, "Forecast"), _tooltip_money("lo_95", currency, "95% from"),
+               _tooltip_money("hi_95", currency, "95% to")]  # fmt: skip
+    base = alt.Chart(frame, title=title)
+    wide = base.mark_bar(height=4, color="#9ecae9").encode(x=money_axis, x2="hi_95:Q", y=y, tooltip=tooltip)
+    narrow = base.mark_bar(height=12, color="#4c78a8").encode(x="lo_80:Q", x2="hi_80:Q", y=y, tooltip=tooltip)
+    point = base.mark_tick(color="black", thickness=2, size=18).encode(x="forecast:Q", y=y, tooltip=tooltip)
+    return (wide + narrow + point).properties(width=CHART_WIDTH, height=max(120, 34 * frame.height))
+
+
+def unit_cost_trend(
+    df: pl.DataFrame, currency: str = "USD", *, title: str = "Cost per 1M tokens by model and month", keep: int = 8
+) -> alt.Chart:
+    """Lines per model of :func:`finops.unit_economics.token_unit_costs` with ``grain="month"``
+    (``period``, ``provider``, ``model``, ``cost``, ``cost_per_1m_tokens``): the ``keep``
+    costliest models, so a price change or a shift to longer prompts shows as a kink."""
+    period = next(c for c in ("period", "month", "week") if c in df.columns)
+    top = df.group_by("provider", "model").agg(pl.col("cost").sum()).sort("cost", descending=True).head(keep)
+    frame = (
+        df.join(top.select("provider", "model"), on=["provider", "model"])
+        .filter(pl.col("cost_per_1m_tokens").is_not_null())
+        .select(period=pl.col(period), model=pl.col("provider") + " / " + pl.col("model"),
+                cost=pl.col("cost_per_1m_tokens").cast(pl.Float64))  # fmt: skip
+    )
+    return (
+        alt.Chart(frame, title=title)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("yearmonth(period):O", title=None, axis=alt.Axis(format="%b %Y", labelAngle=0)),
+            y=alt.Y("cost:Q", title=money_title("Cost per 1M tokens", currency), axis=alt.Axis(format="$,.2f")),
+            color=alt.Color("model:N", title="Model"),
+            tooltip=["model:N", alt.Tooltip("yearmonth(period):O", format="%b %Y", title="Month"), alt.Tooltip("cost:Q", format="$,.2f", title="Per 1M tokens")],
+        )
+        .properties(width=CHART_WIDTH, height=CHART_HEIGHT)
+    )
 
 
 # -- offline rendering -------------------------------------------------------------------
@@ -518,3 +610,86 @@ def vega_javascript() -> str:
     bundle = vlc.javascript_bundle(snippet, vl_version=version) if version else vlc.javascript_bundle(snippet)
     # The bundle goes inside <script>: make sure nothing in it can end the element early.
     return bundle.replace("</script", "<\\/script")
+
+
+# -- gateway usage (appended for finops/explore.py) ----------------------------------------
+
+
+def gateway_model_mix(
+    df: pl.DataFrame, currency: str = "USD", *, title: str = "Gateway and model-API cost by model", keep: int = 12
+) -> alt.Chart:
+    """Horizontal bars, largest first: the cost of each model's calls, coloured by provider.
+
+    ``df`` has ``provider``, ``model``, ``cost`` and optionally ``requests`` (e.g. the gateway
+    calls of :func:`finops.chargeback.gateway_usage` or :func:`finops.explore.gateway_cube`,
+    at any grain: it is summed per provider and model first). The ``keep`` costliest models
+    are named; the rest are summed into "Other models".
+    """
+    frame = df.with_columns(pl.col("model").fill_null("unknown model"), pl.col("provider").fill_null("unknown"))
+    if "requests" not in frame.columns:
+        frame = frame.with_columns(requests=pl.lit(None, pl.Int64))
+    frame = _top_n_and_rest(frame.with_columns(pl.col("cost").fill_null(0)), "model", keep, "Other models")
+    frame = frame.group_by("provider", "model").agg(pl.col("cost").sum(), pl.col("requests").sum())
+    order = _by_size(frame, "model")["model"].to_list()
+    providers = _by_size(frame, "provider")["provider"].to_list()
+    fixed = {name.lower(): colour for name, colour in PROVIDER_COLOURS.items()}
+    fixed.update({"aws bedrock": PROVIDER_COLOURS["aws"], "azure openai": PROVIDER_COLOURS["azure"]})
+    fixed["google vertex ai / gemini"] = PROVIDER_COLOURS["google cloud"]
+    return (
+        alt.Chart(_to_chart_number(frame), title=title)
+        .mark_bar()
+        .encode(
+            y=alt.Y("model:N", sort=order, title=None, axis=alt.Axis(labelLimit=320)),
+            x=alt.X("sum(cost):Q", title=money_title("Cost", currency), axis=_axis(currency)),
+            color=alt.Color("provider:N", title="Provider", scale=_scale(providers, fixed), sort=providers),
+            tooltip=["provider:N", "model:N", _tooltip_money("cost", currency), alt.Tooltip("requests:Q", format=",")],
+        )
+        .properties(width=CHART_WIDTH, height=alt.Step(22))
+    )
+
+
+def spend_over_time(
+    df: pl.DataFrame,
+    currency: str = "USD",
+    *,
+    by: str = "workload",
+    grain: str = "day",
+    title: str | None = None,
+    keep: int = 8,
+) -> alt.Chart:
+    """Lines of spend per day, week or month, one per value of ``by`` (workload, department, provider…).
+
+    ``df`` has ``date`` (the day, or the first day of the week or month), the ``by`` column and
+    ``cost``; it is summed per date and value first. Workloads keep their fixed colours; for
+    other splits the ``keep`` largest values are named and the rest summed into "Other". Why:
+    a long range drawn per day is noise and, over a few thousand points, more than Altair
+    embeds; per week or month the trend reads at a glance.
+    """
+    frame = df.select("date", by, "cost").with_columns(pl.col(by).fill_null("unknown"))
+    if by != "workload":
+        frame = _top_n_and_rest(frame, by, keep, "Other")
+    frame = frame.group_by("date", by).agg(pl.col("cost").sum())
+    frame = _to_chart_number(frame.with_columns(pl.col("date").cast(pl.Date))).sort("date", by)
+    if by == "workload":
+        scale = _workload_scale(frame["workload"].unique().to_list())
+    else:
+        names = _by_size(frame, by)[by].to_list()
+        fixed = PROVIDER_COLOURS if by == "provider" else {UNALLOCATED.lower(): UNALLOCATED_COLOUR}
+        scale = _scale(names, fixed)
+    day_format = "%b %Y" if grain == "month" else "%d %b %Y"
+    return (
+        alt.Chart(frame, title=title or f"Spend per {grain} by {by}")
+        .mark_line(strokeWidth=2, interpolate="monotone", point=grain == "month")
+        .encode(
+            # utc time units: dates are UTC days, and must not move with the reader's time zone
+            x=alt.X("utcyearmonthdate(date):T", title=None, axis=alt.Axis(format="%d %b %y", labelAngle=0)),
+            y=alt.Y("cost:Q", title=money_title(f"Spend per {grain}", currency), axis=_axis(currency)),
+            color=alt.Color(f"{by}:N", title=by.capitalize(), scale=scale, sort=scale.domain),
+            tooltip=[
+                alt.Tooltip("utcyearmonthdate(date):T", title=grain.capitalize(), format=day_format),
+                f"{by}:N",
+                _tooltip_money("cost", currency),
+            ],
+        )
+        .properties(width=CHART_WIDTH, height=CHART_HEIGHT)
+    )

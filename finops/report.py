@@ -17,6 +17,7 @@ import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import finops
 from finops.exceptions import ReportError
 
 QUARTERLY_NOTEBOOK = "quarterly_review.ipynb"
+STATEMENT_NOTEBOOK = "department_statement.ipynb"
 KERNEL_NAME = "finops"
 TEMPLATE_NAME = "finops_report"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -141,6 +143,167 @@ def render_quarterly(
     )
 
 
+def render_departments(
+    quarter: str,
+    *,
+    warehouse: Path,
+    config: Path,
+    out_dir: Path,
+    departments: list[str] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    kernel_name: str | None = None,
+    timeout: int | None = 900,
+) -> Path:
+    """One statement per department for ``quarter``, and an index page linking them; return the index.
+
+    Runs ``notebooks/department_statement.ipynb`` through papermill once per department of
+    ``config`` (or the ``departments`` named) into ``out_dir/statements-QUARTER/``, as
+    self-contained HTML, then writes ``index.html`` there: each department's charged total,
+    direct and shared cost and change, with links, and the month's bill they add up to.
+
+    A statement that fails stops the run with :class:`~finops.exceptions.ReportError` (see
+    :func:`render_notebook`); the index is written only when every statement rendered.
+    ``progress(department, done, total)`` is called before each statement.
+    """
+    from finops import chargeback
+    from finops.config import load_config
+    from finops.periods import Quarter
+    from finops.warehouse import Warehouse
+
+    label = Quarter.parse(quarter).label
+    cfg = load_config(config, required=True)
+    names = departments or cfg.department_names
+    unknown = [n for n in names if n not in cfg.department_names]
+    if unknown:
+        raise ReportError(f"no department {', '.join(map(repr, unknown))} in {config}",
+                          hint=f"departments: {', '.join(cfg.department_names)}")  # fmt: skip
+    if not names:
+        raise ReportError(f"{config} defines no departments", hint="add [[departments]] tables to finops.toml")
+    folder = Path(out_dir) / f"statements-{label}"
+    index_path = folder / "index.html"
+    index_path.unlink(missing_ok=True)  # a stale index would link this run's half-made set
+    pages: dict[str, Path] = {}
+    for done, name in enumerate(names):
+        if progress:
+            progress(name, done, len(names))
+        pages[name] = render_notebook(
+            notebook_path(STATEMENT_NOTEBOOK),
+            f"statement-{label}-{_slug(name)}",
+            {"department": name, "quarter": label, "warehouse": str(Path(warehouse).resolve()),
+             "config": str(Path(config).resolve()), "offline": True},
+            out_dir=folder,
+            title=f"{name}: spend statement {label}",
+            progress=False,
+            kernel_name=kernel_name,
+            timeout=timeout,
+        )  # fmt: skip
+    rows = chargeback.chargeback(Warehouse(warehouse), cfg, label)
+    previous = chargeback.chargeback(Warehouse(warehouse), cfg, Quarter.parse(label).previous())
+    _write_atomically(index_path, _statement_index(label, cfg.company_name, cfg.currency, rows, previous, pages))
+    return index_path
+
+
+def _slug(name: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "department"
+
+
+def _statement_index(label: str, company: str, currency: str, rows: Any, previous: Any, pages: dict[str, Path]) -> str:
+    """The statements' index page: one self-contained HTML table, no scripts."""
+    import html
+
+    import polars as pl
+
+    from finops.narrative import format_money, format_percent
+
+    quarter = rows.group_by("department").agg(
+        pl.col("direct_cost").sum(), pl.col("shared_cost").sum(), pl.col("total_cost").sum()
+    )
+    before = dict(previous.group_by("department").agg(pl.col("total_cost").sum()).iter_rows())
+    quarter = quarter.sort("total_cost", descending=True)
+    body = []
+    for name, direct, shared, total in quarter.iter_rows():
+        page = pages.get(name)
+        cell = f'<a href="{html.escape(page.name)}">{html.escape(name)}</a>' if page else html.escape(name)
+        change = ""
+        if before.get(name):
+            change = format_percent(float((total - before[name]) / before[name] * 100), signed=True)
+        body.append(
+            f"<tr><td>{cell}</td><td>{format_money(direct, currency)}</td><td>{format_money(shared, currency)}</td>"
+            f"<td>{format_money(total, currency)}</td><td>{change}</td></tr>"
+        )
+    bill = format_money(quarter["total_cost"].sum(), currency)
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Department statements {label}</title>
+<style>
+body {{ font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 60rem; color: #222; }}
+table {{ border-collapse: collapse; width: 100%; }} th, td {{ padding: .35rem .6rem; border-bottom: 1px solid #ddd; }}
+th {{ text-align: left; }} td + td, th + th {{ text-align: right; font-variant-numeric: tabular-nums; }}
+tfoot td {{ font-weight: 600; border-top: 2px solid #999; }} footer {{ color: #777; font-size: 12px; margin-top: 2rem; }}
+</style></head><body>
+<h1>Department statements, {label}</h1>
+<p>{html.escape(company)} · what each department is charged for the quarter: its own spend (direct) and its
+part of the shared pools. The rows add up to the quarter's bills; Unallocated is spend no rule places.</p>
+<table><thead><tr><th>Department</th><th>Direct</th><th>Shared</th><th>Charged</th><th>Change vs previous quarter</th></tr></thead>
+<tbody>{"".join(body)}</tbody>
+<tfoot><tr><td>Total (the bills)</td><td></td><td></td><td>{bill}</td><td></td></tr></tfoot></table>
+<footer>Generated {generated} by finops {_version()}</footer>
+</body></html>
+"""
+
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def find_browser() -> str | None:
+    """The headless browser PDFs and checks use: the first of :data:`BROWSERS` on PATH."""
+    import shutil
+
+    return next((path for name in BROWSERS if (path := shutil.which(name))), None)
+
+
+def headless_browser_command(url: str, *actions: str, profile: Path) -> list[str]:
+    """A headless Chromium command line that opens ``url``, lets scripts run (10 s of virtual
+    time: the charts draw) and then does ``actions`` (``--print-to-pdf=…``, ``--screenshot=…``,
+    ``--dump-dom``). Background network (updates, sync) is off; the report needs none."""
+    browser = find_browser()
+    if browser is None:
+        raise ReportError("no Chromium found to print the PDF", hint="install chromium (Debian: apt-get install chromium)")
+    return [
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--virtual-time-budget=10000", *actions, url,
+    ]  # fmt: skip
+
+
+def print_pdf(html_path: Path, pdf_path: Path | None = None, *, timeout: int = 180) -> Path:
+    """Print a published report to PDF with headless Chromium (the same page a reader opens).
+
+    Returns the PDF's path (default: the HTML's with ``.pdf``). Written atomically: a failed
+    print leaves no PDF.
+    """
+    import subprocess
+
+    html_path = Path(html_path).resolve()
+    pdf_path = Path(pdf_path or html_path.with_suffix(".pdf")).resolve()
+    with tempfile.TemporaryDirectory(prefix="finops-pdf-") as scratch:
+        partial = Path(scratch) / pdf_path.name
+        command = headless_browser_command(
+            html_path.as_uri(), f"--print-to-pdf={partial}", "--no-pdf-header-footer", profile=Path(scratch) / "profile"
+        )
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ReportError(f"printing {html_path.name} to PDF took over {timeout} s; no PDF was written") from None
+        if not partial.exists() or partial.stat().st_size == 0:
+            detail = _one_line(done.stderr.strip().splitlines()[-1]) if done.stderr.strip() else f"exit {done.returncode}"
+            raise ReportError(f"Chromium could not print {html_path.name} to PDF: {detail}")
+        _write_atomically(pdf_path, partial.read_bytes())
+    return pdf_path
+
+
 def render_notebook(
     notebook: Path,
     stem: str,
@@ -249,12 +412,12 @@ def _keep_failed(paths: dict[str, Path]) -> Path:
     return paths["failed"]
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_atomically(path: Path, content: str | bytes) -> None:
     """Write a temp file beside ``path`` and rename it over: a reader never sees half a report."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content.encode("utf-8") if isinstance(content, str) else content)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import nbformat
+import polars as pl
 import pytest
 
 from finops import narrative, report, spend
@@ -23,6 +24,7 @@ from finops.exceptions import ReportError
 from finops.warehouse import PARTITION_COLUMNS, Warehouse
 
 QUARTER = "2026Q3"
+CHARTS = 7
 Q3_START, Q3_END = date(2026, 7, 1), date(2026, 10, 1)
 
 CONFIG = """
@@ -188,8 +190,9 @@ def test_review_inlines_vega_once_and_draws_every_chart_with_it(rendered):
     assert len(re.findall(r"window\.vegaEmbed\s*=", html)) == 1  # defined once, in that bundle
     bundle = re.search(r'<script id="finops-vega-bundle" type="module">(.*?)</script>', html, re.DOTALL)
     assert bundle and len(bundle.group(1)) > 300_000  # Vega, Vega-Lite and Vega-Embed themselves
-    # Four charts, each a div plus a script waiting for the inlined bundle; none from a CDN.
-    assert html.count('<div class="finops-chart"></div>') == 4
+    # Seven charts (chargeback, workload by month and by day, provider mix, model mix, unit cost
+    # trend, forecast), each a div plus a script waiting for the inlined bundle; none from a CDN.
+    assert html.count('<div class="finops-chart"></div>') == CHARTS
     assert "cdn.jsdelivr.net" not in html and "require.js" not in html
     assert len(html) < 3_000_000
 
@@ -260,5 +263,65 @@ def test_charts_draw_in_a_browser_without_network(rendered, tmp_path):
         if probe.returncode == 0:
             command = ["unshare", "-n", *command]
     dom = subprocess.run(command, capture_output=True, text=True, timeout=120).stdout
-    assert dom.count('class="finops-chart vega-embed"') == 4  # vega-embed took every chart
-    assert len(re.findall(r'<svg[^>]*class="marks"', dom)) == 4  # and drew each as SVG
+    assert dom.count('class="finops-chart vega-embed"') == CHARTS  # vega-embed took every chart
+    assert len(re.findall(r'<svg[^>]*class="marks"', dom)) == CHARTS  # and drew each as SVG
+
+
+@pytest.mark.skipif(report.find_browser() is None, reason="chromium is not installed")
+def test_the_review_prints_to_pdf(rendered, tmp_path):
+    html_path, _ = rendered
+    pdf = report.print_pdf(html_path, tmp_path / "review.pdf")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    assert len(re.findall(rb"/Type\s*/Page[^s]", data)) >= 2  # the review is several pages long
+
+
+def _screenshot(url: str, shot: Path, profile: Path) -> bytes:
+    """A 1100×2400 PNG of ``url`` from headless Chromium, with no network where unshare allows."""
+    import subprocess
+
+    command = report.headless_browser_command(url, f"--screenshot={shot}", "--window-size=1100,2400", profile=profile)
+    if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0:
+        command = ["unshare", "-n", *command]
+    subprocess.run(command, capture_output=True, timeout=120)
+    return shot.read_bytes()
+
+
+@pytest.mark.skipif(report.find_browser() is None, reason="chromium is not installed")
+def test_a_screenshot_of_the_review_is_not_blank(rendered, tmp_path):
+    """The page a CFO sees, as a picture: headless Chromium with no network takes a screenshot.
+    PNG compresses a flat page to almost nothing, so a page with text and drawn charts is many
+    times the size of a blank page's screenshot of the same size."""
+    import struct
+
+    html_path, _ = rendered
+    review = _screenshot(html_path.as_uri(), tmp_path / "review.png", tmp_path / "p1")
+    blank_page = tmp_path / "blank.html"
+    blank_page.write_text("<!DOCTYPE html><html><body></body></html>", encoding="utf-8")
+    blank = _screenshot(blank_page.as_uri(), tmp_path / "blank.png", tmp_path / "p2")
+    for png in (review, blank):
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        assert struct.unpack(">II", png[16:24]) == (1100, 2400)  # IHDR: width, height
+    assert len(review) > 10 * len(blank), f"review {len(review):,} bytes vs blank page {len(blank):,} bytes"
+
+
+def test_the_reviews_numbers_are_the_finops_functions(company, rendered):
+    """Each section's figures, as the finops function returns them, appear in the page."""
+    from finops import chargeback, forecast
+
+    wh, config_path = company
+    config = load_config(config_path)
+    _, html = rendered
+    money = narrative.format_money
+    charged = chargeback.quarter_chargeback(wh, config, QUARTER)
+    bill = sum((item.cost_between(Q3_START, Q3_END) for item in LINE_ITEMS), Decimal(0))  # from the inputs
+    assert charged["total_cost"].sum() == bill
+    for department, total in charged.select("department", "total_cost").iter_rows():
+        assert f">{money(total)}<" in html, department
+    for invoice in chargeback.reconciliation(wh, config, QUARTER)["invoice_total"]:
+        assert f">{money(invoice)}<" in html
+    outlook = forecast.quarter_forecast(wh, config, by="department", quarter="2026Q4").filter(pl.col("series") == "Total")
+    assert f"forecast at {narrative.markdown_text(money(outlook['forecast'][0]))}".replace("\\", "") in html.replace("\\", "")
+    assert "none are set for this quarter" in html  # the fixture's finops.toml has no budgets
+    past = forecast.forecast_vs_actual(wh, config, QUARTER).filter(pl.col("series") == "Total")
+    assert past["actual"][0] == bill and f">{money(bill)}<" in html  # last quarter's forecast against its actual
