@@ -237,9 +237,13 @@ def _receivers_sql(config: Config) -> str:
     return f"SELECT * FROM (VALUES {', '.join(rows)}) AS r(pool, split, department, fixed_weight)"
 
 
-def _source_rank_sql() -> str:
+def one_source_per_provider_sql(source: str = "x_Source", time: str = "period_start") -> str:
+    """SQL: a QUALIFY clause keeping, over `llm_requests` rows, one source per provider (as
+    billed) and month: the first of :data:`finops.usage.SOURCE_PRIORITY` present. ``source`` and
+    ``time`` name the rows' source and timestamp columns; ``provider`` must be a column too."""
     cases = " ".join(f"WHEN {_literal(s)} THEN {i}" for i, s in enumerate(SOURCE_PRIORITY))
-    return f"CASE source {cases} ELSE {len(SOURCE_PRIORITY)} END"
+    rank = f"(CASE {source} {cases} ELSE {len(SOURCE_PRIORITY)} END)"
+    return f"QUALIFY {rank} = min({rank}) OVER (PARTITION BY date_trunc('month', {time}), {GATEWAY_PROVIDER_SQL})"
 
 
 def _allocations_sql(lines: str, requests: str, config: Config) -> str:
@@ -254,10 +258,9 @@ def _allocations_sql(lines: str, requests: str, config: Config) -> str:
     usage AS (
         SELECT month, family, model_key, department, sum(tokens) AS tokens
         FROM (
-            SELECT month, department, tokens, {GATEWAY_PROVIDER_SQL} AS family, {bill_model_key_sql('model')} AS model_key,
-                {_source_rank_sql()} AS source_rank
+            SELECT month, department, tokens, {GATEWAY_PROVIDER_SQL} AS family, {bill_model_key_sql('model')} AS model_key
             FROM requests
-            QUALIFY source_rank = min(source_rank) OVER (PARTITION BY month, family)
+            {one_source_per_provider_sql('source', 'month')}
         )
         GROUP BY ALL
     ),
@@ -640,9 +643,8 @@ def gateway_usage(
             CAST(sum(input_tokens) AS BIGINT) AS input_tokens, CAST(sum(output_tokens) AS BIGINT) AS output_tokens,
             sum(cost) AS cost, count(*) FILTER (WHERE cost IS NULL) AS unpriced_requests
         FROM (
-            SELECT *, {GATEWAY_PROVIDER_SQL} AS family, {_source_rank_sql().replace('source', 'x_Source', 1)} AS source_rank
-            FROM ({sql})
-            QUALIFY source_rank = min(source_rank) OVER (PARTITION BY date_trunc('month', period_start), family)
+            SELECT * FROM ({sql})
+            {one_source_per_provider_sql()}
         )
         WHERE CAST(? AS VARCHAR) IS NULL OR department = ?
         GROUP BY ALL

@@ -43,7 +43,7 @@ import polars as pl
 from ibis import _
 
 from finops import charts
-from finops.chargeback import _source_rank_sql, chargeback, with_request_department
+from finops.chargeback import chargeback, one_source_per_provider_sql, with_request_department
 from finops.classify import AI_WORKLOADS, WORKLOADS, classify, classify_requests, rules_for
 from finops.config import UNALLOCATED, Config, CostBasis
 from finops.exceptions import AnalysisError
@@ -141,7 +141,7 @@ def gateway_cube(wh: Warehouse, config: Config, start: date, end: date) -> pl.Da
         provider as billed, e.g. ``AWS Bedrock``), ``model``, ``workload``, ``requests``,
         ``input_tokens``, ``output_tokens``, ``cost`` (Decimal; unpriced calls add nothing)
         and ``unpriced_requests``. One source per provider family and month
-        (:data:`finops.chargeback.SOURCE_PRIORITY`), so calls that a gateway and a usage API
+        (:data:`finops.usage.SOURCE_PRIORITY`), so calls that a gateway and a usage API
         both saw count once, as in :func:`finops.chargeback.gateway_usage`.
     """
     _check_range(start, end)
@@ -155,9 +155,8 @@ def gateway_cube(wh: Warehouse, config: Config, start: date, end: date) -> pl.Da
             CAST(sum(input_tokens) AS BIGINT) AS input_tokens, CAST(sum(output_tokens) AS BIGINT) AS output_tokens,
             sum(cost) AS cost, count(*) FILTER (WHERE cost IS NULL) AS unpriced_requests
         FROM (
-            SELECT *, {GATEWAY_PROVIDER_SQL} AS family, {_source_rank_sql().replace("source", "x_Source", 1)} AS source_rank
-            FROM ({sql})
-            QUALIFY source_rank = min(source_rank) OVER (PARTITION BY date_trunc('month', period_start), family)
+            SELECT *, {GATEWAY_PROVIDER_SQL} AS family FROM ({sql})
+            {one_source_per_provider_sql()}
         )
         GROUP BY ALL
         ORDER BY date, department, provider, model
