@@ -7,7 +7,7 @@ themselves by inflating the baseline):
   usage-based charges of ``charges``. Each day is compared with a baseline that follows the
   series' weekly rhythm and its trend; a day is an anomaly when it is far above the baseline
   both in robust sigmas and in dollars.
-* :func:`agent_anomalies`: agent tasks (traces, sessions) of ``llm_requests`` whose model calls
+* :func:`agent_anomalies`: agent tasks (traces) of ``llm_requests`` whose model calls
   or tokens are far above their agent's typical task: runaway loops.
 
 :func:`evaluate` scores either detector against a list of known anomalies (the sample

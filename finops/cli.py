@@ -7,6 +7,7 @@ the traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -63,10 +64,15 @@ def format_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def _warehouse(path: Path | None):
+def _warehouse(path: Path | None, *, lock_timeout: float | None = None):
     from finops.warehouse import Warehouse
 
-    return Warehouse(path)
+    return Warehouse(path, lock_timeout=lock_timeout, on_wait=_say_waiting)
+
+
+def _say_waiting(why: str) -> None:
+    """One line when a command pauses for a lock another process holds, so a wait never looks like a hang."""
+    console.print(f"waiting: {escape(why)}", style="yellow")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -462,10 +468,12 @@ def ingest_prices(paths: tuple[str, ...], price_format: str | None, warehouse_pa
 def ingest_otel(paths: tuple[str, ...], warehouse_path: Path | None) -> None:
     """Load model calls from OpenTelemetry GenAI span exports (OTLP JSON): files, directories or globs.
 
-    Only model-call spans (chat, text_completion, embeddings, generate_content) are loaded and
-    priced; the span tree gives each its task (trace, or gen_ai.conversation.id) and agent
-    (nearest invoke_agent span). Load all files of a trace together. Re-loading never
-    duplicates a call. No prompt or completion text is read.
+    Every model call is loaded and priced, as the OTel GenAI conventions, OpenLLMetry, OpenInference
+    (CrewAI, LlamaIndex, OpenAI Agents SDK, Google ADK, AutoGen, …), PydanticAI/Logfire and the
+    Vercel AI SDK write them (gen_ai.usage.input_tokens or prompt_tokens, llm.token_count.*,
+    ai.usage.*); agent, workflow and aggregate spans with usage totals are never counted again.
+    Each call's task is its trace, its agent the nearest agent span. Load all files of a trace
+    together. Re-loading never duplicates a call. No prompt or completion text is read.
 
     \b
     Example:
@@ -483,11 +491,12 @@ def ingest_otel(paths: tuple[str, ...], warehouse_path: Path | None) -> None:
 @click.argument("paths", nargs=-1, required=True)
 @warehouse_option
 def ingest_langfuse(paths: tuple[str, ...], warehouse_path: Path | None) -> None:
-    """Load model calls from Langfuse trace exports ({trace, observations} JSON): files, directories or globs.
+    """Load model calls from Langfuse exports (traces, observations; JSON or JSON lines): files, directories or globs.
 
-    GENERATION and EMBEDDING observations are loaded with their usage and Langfuse's cost
-    (kept as reported; ours is computed beside it); each trace (or its session) is a task.
-    Re-loading never duplicates a call. No input or output content is read.
+    Every GENERATION and EMBEDDING observation is loaded with its usage and Langfuse's cost
+    (kept as reported; ours is computed beside it); each trace is a task, its nearest AGENT
+    observation the agent. Load a trace's files together. Re-loading never duplicates a call.
+    No input or output content is read.
 
     \b
     Example:
@@ -526,7 +535,34 @@ def _print_trace_ingest(report: Any, wh: Any) -> None:
         for row in report.quarantine_sample.iter_rows(named=True):
             console.print(f"  {row['file']} line {row['row_number']}: {row['reason']}", markup=False)
         console.print(f"  all of them: finops quarantine --batch {r.batch_id}", style="dim")
+    _print_trace_files(report.per_file)
     console.print(f"Warehouse: {wh.path}")
+
+
+def _print_trace_files(per_file: Any) -> None:
+    """Calls, tasks and cost of each file of a trace load (a file that held no model call shows zeros)."""
+    if per_file.height == 0:
+        return
+    names = [Path(f).name for f in per_file["file"]]
+    if len(set(names)) < len(names):  # same file name in several folders: show where
+        names = [_display_path(f) for f in per_file["file"]]
+    table = Table(title="Per file", title_justify="left")
+    table.add_column("file", overflow="fold", min_width=min(max(map(len, names)), 36))
+    for name in ("calls", "tasks", "agents", "cost (USD)", "unpriced", "quarantined"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for name, row in zip(names, per_file.iter_rows(named=True), strict=True):
+        table.add_row(
+            escape(name), f"{row['calls']:,}", f"{row['tasks']:,}", f"{row['agents']:,}", f"{row['cost']:,.6f}",
+            f"{row['unpriced_calls']:,}", f"[red]{row['quarantined']:,}[/]" if row["quarantined"] else "0",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _display_path(path: str) -> str:
+    """``path`` relative to the working directory when it is under it (shorter in tables)."""
+    with contextlib.suppress(ValueError):
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    return path
 
 
 def model_api_options(default_env: str, default_url: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -690,7 +726,7 @@ def _print_ingest(report: Any, wh: Any, *, title: str | None = None) -> None:
     show_default=True,
     help="Where the sample company's exports are written.",
 )
-@click.option("--fresh", is_flag=True, help="Delete the warehouse file first.")
+@click.option("--fresh", is_flag=True, help="Delete the warehouse file first (waits until no other process has it open).")
 @click.option(
     "--exports",
     type=click.Choice(["native", "focus"]),
@@ -710,13 +746,33 @@ def demo(seed: int | None, out_dir: Path, fresh: bool, exports: str, warehouse_p
     Then the gateway's view of 2026-07..2026-09: LiteLLM spend logs (read from a throw-away
     Postgres it starts, or from the same rows on file when none can start), OpenAI usage and
     cost pages, and OTel traces of the support agent, runaway runs included.
+
+    On a busy machine it waits, saying for whom, while another process holds the warehouse or
+    another demo writes the same --out folder (up to 15 minutes; FINOPS_LOCK_TIMEOUT sets
+    the seconds), then fails with one line naming that process.
     """
+    import os
+
+    from finops import sample_company
+    from finops.warehouse import ENV_LOCK_TIMEOUT
+
+    # The demo is a batch job: on a busy machine it waits for other loads (and another demo
+    # writing the same --out) rather than failing after the interactive default of 60 s.
+    lock_timeout = float(os.environ.get(ENV_LOCK_TIMEOUT, DEMO_LOCK_TIMEOUT))
+    wh = _warehouse(warehouse_path, lock_timeout=lock_timeout)
+    with sample_company.output_lock(out_dir, timeout=lock_timeout, on_wait=_say_waiting):
+        _demo(wh, seed, out_dir, fresh, exports)
+
+
+DEMO_LOCK_TIMEOUT = 900.0
+"""Seconds `finops demo` waits for a warehouse or --out folder that another process holds (FINOPS_LOCK_TIMEOUT overrides)."""
+
+
+def _demo(wh: Any, seed: int | None, out_dir: Path, fresh: bool, exports: str) -> None:
     from finops import sample_company
 
-    wh = _warehouse(warehouse_path)
-    if fresh and wh.path.exists():
-        wh.path.unlink()
-        Path(str(wh.path) + ".wal").unlink(missing_ok=True)
+    if fresh:
+        wh.delete()  # takes the write lock first: never deletes a warehouse another process has open
     started = time.monotonic()
     with console.status("generating the sample company …"):
         company = sample_company.generate(out_dir, **({"seed": seed} if seed is not None else {}))

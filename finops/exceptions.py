@@ -7,6 +7,7 @@
     ├── WarehouseError           the DuckDB warehouse cannot be used
     │   ├── WarehouseBusyError   another process holds the lock: try again later
     │   └── SchemaVersionError   the file was written by another finops version
+    ├── FolderBusyError          another finops process is writing the same folder
     ├── AnalysisError            a finops function was asked something it cannot answer
     └── ReportError              a report notebook failed: the message names the cell
 
@@ -47,6 +48,10 @@ class WarehouseBusyError(WarehouseError):
 
 class SchemaVersionError(WarehouseError):
     """The warehouse's schema version does not match this version of finops."""
+
+
+class FolderBusyError(FinopsError):
+    """Another finops process (e.g. a second ``finops demo``) is writing the same folder."""
 
 
 class AnalysisError(FinopsError):

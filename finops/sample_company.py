@@ -62,12 +62,17 @@ places, so every total in the ground truth is exact.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -79,6 +84,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from finops.config import UNALLOCATED
+from finops.exceptions import FolderBusyError
 
 SEED = 2026
 START = date(2025, 4, 1)
@@ -797,6 +803,59 @@ class SampleCompany:
 
 OUTPUT_FOLDERS = ("focus", "aws", "gcp", "azure")
 """Folders :func:`generate` owns under its output directory: deleted and written anew each run."""
+
+
+LOCK_FILE = ".finops-demo.lock"
+
+
+@contextlib.contextmanager
+def output_lock(
+    out_dir: Path, *, timeout: float, on_wait: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Hold ``out_dir`` for one demo run: generate deletes and rewrites its folders, and the loads read them.
+
+    Two ``finops demo`` runs writing the same folder at once would delete each other's files
+    mid-load (seen on a busy machine: "No such file or directory" half-way). The second run
+    waits for the first (``on_wait`` is told who holds it, once) and raises
+    :class:`FolderBusyError` after ``timeout`` seconds. The lock is an advisory ``flock`` on
+    ``out_dir/.finops-demo.lock``, released by the kernel if its holder dies.
+    """
+    if sys.platform == "win32":  # no flock; one demo at a time is then up to the user
+        yield
+        return
+    import fcntl
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
+                if not told and on_wait is not None:
+                    on_wait(f"{out_dir} is being written by {holder}")
+                    told = True
+                if time.monotonic() >= deadline:
+                    raise FolderBusyError(
+                        f"{out_dir} is being written by {holder}; waited {timeout:g}s for it",
+                        hint="let that run finish, or give this one its own folder with --out DIR",
+                    ) from None
+                time.sleep(0.5)
+        command = " ".join(" ".join(sys.argv).split())[:120]
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} ({command})\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def generate(out_dir: Path, seed: int = SEED) -> SampleCompany:

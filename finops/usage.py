@@ -1,7 +1,7 @@
 """Agent task and agent cost roll-ups over `llm_requests` (model calls from traces and gateways).
 
-A *task* is what one agent run cost: every model call with the same ``task_id`` (the OTel trace
-or conversation, the Langfuse trace or session; see connectors/otel.py and connectors/langfuse.py).
+A *task* is what one agent run cost: every model call with the same ``task_id`` (the trace, for
+OTel spans and Langfuse observations alike; see connectors/otel.py and connectors/langfuse.py).
 Only model-call rows are in `llm_requests`, never agent or tool spans, so summing a task's rows
 counts each call once.
 

@@ -26,7 +26,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -376,6 +376,7 @@ def _describe_lock_holder(message: str) -> str:
     with contextlib.suppress(OSError):
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         if cmdline:
+            cmdline = " ".join(cmdline.split())  # one line, even for `python -c` scripts
             what = cmdline if len(cmdline) <= 120 else cmdline[:117] + "..."
     user = f", user {match['user']}" if match["user"] else ""
     return f"process {pid} ({what}{user})"
@@ -393,11 +394,19 @@ class Warehouse:
     >>> wh.query("SELECT count(*) AS n FROM charges")  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        lock_timeout: float | None = None,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
         self.path = resolve_path(path).expanduser()
         if lock_timeout is None:
             lock_timeout = float(os.environ.get(ENV_LOCK_TIMEOUT, "60"))
         self.lock_timeout = lock_timeout
+        # Told once per wait ("in use by process 123 (finops ingest …)"), so a CLI can say why it pauses.
+        self.on_wait = on_wait
 
     def __repr__(self) -> str:
         return f"Warehouse({str(self.path)!r})"
@@ -414,6 +423,8 @@ class Warehouse:
             except duckdb.Error as exc:
                 if not _is_lock_error(exc):
                     raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+                if delay == 0.05 and self.on_wait is not None:
+                    self.on_wait(f"warehouse {self.path} is in use by {_describe_lock_holder(str(exc))}")
                 if time.monotonic() >= deadline:
                     holder = _describe_lock_holder(str(exc))
                     mode = "read" if read_only else "write to"
@@ -425,6 +436,19 @@ class Warehouse:
                 delay = min(delay * 2, 1.0)
         con.execute("SET TimeZone = 'UTC'")
         return con
+
+    def delete(self) -> bool:
+        """Delete the warehouse file (and its WAL); False when there was none.
+
+        Takes the write lock first (waiting as any writer does), so a warehouse that another
+        process is loading or reading is never deleted from under it.
+        """
+        if not self.path.exists():
+            return False
+        self._connect(read_only=False).close()
+        self.path.unlink()
+        Path(str(self.path) + ".wal").unlink(missing_ok=True)
+        return True
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -626,6 +650,7 @@ class LoadBatch:
         rows_read: int,
         quarantine_sql: str | None = None,
         state: Mapping[str, Any] | None = None,
+        also_delete_where: str | None = None,
     ) -> LoadResult:
         """Replace every partition that ``rows_sql`` touches, in one transaction.
 
@@ -635,6 +660,8 @@ class LoadBatch:
         row_number, column_name, reason, raw_row). ``state`` (key → JSON-able value) is saved
         in ``source_state`` for this batch's source kind in the same transaction, e.g. the
         checksum of the manifest just loaded, so the next run can tell what changed.
+        ``also_delete_where`` is a condition on ``table``'s rows deleted in the same transaction
+        (counted as replaced): rows an older version of a connector keyed differently.
         """
         con = self.con
         keys = ", ".join(f'"{c}"' for c in partition_by)
@@ -659,6 +686,8 @@ class LoadBatch:
             replaced = con.execute(
                 f"DELETE FROM {table} AS target USING _partitions AS p WHERE {match}"
             ).fetchone()[0]
+            if also_delete_where:
+                replaced += con.execute(f"DELETE FROM {table} WHERE {also_delete_where}").fetchone()[0]
             loaded = con.execute(f"INSERT INTO {table} BY NAME ({rows_sql})").fetchone()[0]
             quarantined = 0
             if quarantine_sql:

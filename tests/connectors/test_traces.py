@@ -30,6 +30,7 @@ LANGFUSE_FILE = DATA / "langfuse" / "trace_export.json"
 MARKER = "SECRET-PROMPT-MARKER-7f3a"
 TRACE_A = "4bf92f3577b34da6a3ce929d0e0e4736"
 ROOT_A = "00f067aa0ba902b7"
+TRACE_B = "0af7651916cd43dd8448eb211c80319c"
 NOV, DEC = date(2025, 11, 1), date(2025, 12, 1)
 
 D = Decimal
@@ -84,9 +85,9 @@ def test_otel_spans_become_priced_model_calls_with_agent_and_task(wh: Warehouse)
     # The nearest invoke_agent ancestor, through a tool span; a sub-agent is its own agent.
     assert (chat1["agent_id"], chat2["agent_id"], chat3["agent_id"]) == ("agent_researcher", "agent_researcher", "agent_summarizer")
     assert {chat1["task_id"], chat2["task_id"], chat3["task_id"]} == {TRACE_A}
-    # Trace B: the conversation id on the agent span is the task; the unknown model is unpriced, not 0.
+    # Trace B: the trace is the task (not gen_ai.conversation.id); the unknown model is unpriced, not 0.
     mystery, embedding = rows["b0b0b0b0b0b00002"], rows["b0b0b0b0b0b00003"]
-    assert (mystery["task_id"], mystery["agent_id"], mystery["status"]) == ("conv-42", "SupportBot", "failure")
+    assert (mystery["task_id"], mystery["agent_id"], mystery["status"]) == (TRACE_B, "SupportBot", "failure")
     assert (mystery["cost"], mystery["cost_source"], mystery["input_tokens"]) == (None, "unpriced", 640)
     assert embedding["cost"] == EMBEDDING
     sample = report.quarantine_sample.row(0, named=True)
@@ -103,7 +104,7 @@ def test_task_roll_up_equals_its_model_calls_and_agent_spans_do_not_double_count
     assert a["cost"] == CHAT1 + CHAT2 + CHAT3 == D("0.017425")
     assert (a["model_calls"], a["input_tokens"], a["output_tokens"]) == (3, 1000 + 800 + 200, 300 + 150 + 400)
     assert (a["priced_calls"], a["unpriced_calls"], a["agent_id"]) == (3, 0, "agent_researcher, agent_summarizer")
-    conv = tasks["conv-42"]
+    conv = tasks[TRACE_B]
     assert (conv["cost"], conv["model_calls"], conv["unpriced_calls"]) == (EMBEDDING, 2, 1)
     agents = {r["agent_id"]: r for r in agent_costs(wh, NOV, DEC).iter_rows(named=True)}
     assert agents["agent_researcher"]["cost"] == CHAT1 + CHAT2
@@ -216,13 +217,15 @@ def test_langfuse_generations_keep_reported_cost_and_get_priced(wh: Warehouse) -
     assert wh.query("SELECT count(*) FROM llm_requests").item() == 4
 
 
-def test_langfuse_api_shapes_and_session_as_task(wh: Warehouse, tmp_path: Path) -> None:
+def test_langfuse_api_shapes_and_trace_as_task(wh: Warehouse, tmp_path: Path) -> None:
     export = json.loads(LANGFUSE_FILE.read_text())
     trace = dict(export["trace"], sessionId="session-9", observations=export["observations"])
     path = tmp_path / "page.json"
     path.write_text(json.dumps({"data": [trace], "meta": {"page": 1, "totalPages": 1}}))
     langfuse.ingest(wh, [path])
-    assert set(wh.query("SELECT DISTINCT task_id FROM llm_requests")["task_id"]) == {"session-9"}
+    # The trace is the task, not its session (issue 13); request ids are traceId:observationId.
+    assert set(wh.query("SELECT DISTINCT task_id FROM llm_requests")["task_id"]) == {"lf-trace-1"}
+    assert "lf-trace-1:obs-gen-1" in set(wh.query("SELECT request_id FROM llm_requests")["request_id"])
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps(export) + "\n" + "not json\n")
     with pytest.raises(SourceError, match=r"bad\.jsonl: line 2 is not valid JSON"):
@@ -249,6 +252,31 @@ def test_cli_ingest_otel_and_langfuse(wh: Warehouse) -> None:
     result = runner.invoke(cli, ["ingest", "langfuse", str(LANGFUSE_FILE), "--warehouse", str(wh.path)])
     assert result.exit_code == 0, result.output
     assert "4 loaded" in result.output
+
+
+def test_cli_prints_calls_tasks_and_cost_per_file(wh: Warehouse, tmp_path: Path) -> None:
+    frameworks = DATA / "langfuse" / "frameworks"
+    files = [frameworks / "crewai.jsonl", frameworks / "langgraph.json", frameworks / "traces_api_list.json"]
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(
+        cli, ["ingest", "langfuse", *map(str, files), "--warehouse", str(wh.path)]
+    )
+    assert result.exit_code == 0, result.output
+    printed = {}
+    for line in result.output[result.output.index("Per file") :].splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if len(cells) == 7 and cells[0].endswith((".json", ".jsonl")):
+            printed[cells[0]] = cells[1:]
+    # What the warehouse holds per file, counted here with plain SQL.
+    expected = wh.query(
+        "SELECT x_SourceKey AS file, count(*) AS calls, count(DISTINCT task_id) AS tasks, sum(cost) AS cost"
+        " FROM llm_requests WHERE x_Source = 'langfuse' GROUP BY ALL"
+    )
+    assert expected.height == 2  # the traces list holds no observation
+    for row in expected.iter_rows(named=True):
+        calls, tasks, _agents, cost, _unpriced, quarantined = printed[Path(row["file"]).name]
+        assert (int(calls), int(tasks), quarantined) == (row["calls"], row["tasks"], "0")
+        assert Decimal(cost.replace(",", "")) == row["cost"].quantize(Decimal("0.000001"))
+    assert printed["traces_api_list.json"][:2] == ["0", "0"]  # a file without model calls is shown, with zeros
 
 
 def test_gzipped_and_empty_exports(wh: Warehouse, tmp_path: Path) -> None:
