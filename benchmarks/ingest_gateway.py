@@ -28,8 +28,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from finops.sample_gateway import CREATE_TABLE_SQL as SPEND_LOGS_DDL  # noqa: E402
-from tests.servers_postgres import running_postgres  # noqa: E402
+from finops.demo.gateway import CREATE_TABLE_SQL as SPEND_LOGS_DDL
+from tests.servers_postgres import running_postgres
 
 FILL_SQL = """
 INSERT INTO "LiteLLM_SpendLogs" (request_id, call_type, api_key, spend, total_tokens, prompt_tokens,

@@ -54,7 +54,7 @@ subscription; ServiceName the MeterCategory, except "Azure Machine Learning" for
 ``Microsoft.MachineLearningServices`` (their compute is billed under "Virtual Machines");
 ServiceCategory "AI and Machine Learning" for Azure OpenAI, Cognitive Services and Search, AI services,
 Foundry and Machine Learning; SkuId the MeterId, SkuMeter the MeterName, x_UsageType
-"MeterSubCategory MeterName" (what finops.classify reads); x_LineItemType the ChargeType;
+"MeterSubCategory MeterName" (what finops.analyses.classify reads); x_LineItemType the ChargeType;
 x_PricingModel the PricingModel without spaces (OnDemand, Reservation, SavingsPlan, Spot);
 ChargeCategory from ChargeType (Usage → Usage, Purchase → Purchase, Refund → Credit,
 RoundingAdjustment → Adjustment, Tax → Tax, UnusedReservation / UnusedSavingsPlan → Usage with
@@ -473,7 +473,7 @@ class _BlobStore:
         prefix = self.location.prefix
         try:
             blobs = list(self._client.list_blobs(name_starts_with=prefix or None))
-        except Exception as exc:  # noqa: BLE001 - every SDK failure is reported the same careful way
+        except Exception as exc:
             raise self._error(f"list {self.location}", exc) from None
         # A prefix is a folder (or one blob), not the start of any name: exports/a must not match exports/ab.
         wanted = [b for b in blobs if not prefix or b.name == prefix or b.name.startswith(prefix.rstrip("/") + "/")]
@@ -484,7 +484,7 @@ class _BlobStore:
     def read(self, obj: ExportObject) -> bytes:
         try:
             return self._client.download_blob(obj.name).readall()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._error(f"read {obj.uri}", exc) from None
 
     def fetch(self, obj: ExportObject, into: Path) -> Path:
@@ -493,7 +493,7 @@ class _BlobStore:
         try:
             with open(target, "wb") as handle:
                 self._client.download_blob(obj.name).readinto(handle)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._error(f"download {obj.uri}", exc) from None
         return target
 
@@ -1067,7 +1067,7 @@ def _stage_file(batch: LoadBatch, index: int, file: AzureFile, plan: _Plan) -> i
     rejects = f"_azure_rejects_{index}"
     try:
         batch.stage(raw, f"SELECT * FROM {read_sql(file.local, file.format, file.compression, rejects_table=rejects)}")
-    except Exception as exc:  # noqa: BLE001 - DuckDB's reader error says what is wrong
+    except Exception as exc:
         raise SourceError(f"{file.uri}: cannot be read: {_first_line(exc)}") from exc
     has_rejects = file.format == "csv"
     select = _typed_select(file, raw, _row_number_sql(file, rejects if has_rejects else None, batch), plan, batch.batch_id)

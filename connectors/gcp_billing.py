@@ -54,7 +54,7 @@ Mapping (FOCUS column ← export field), and the choices made where the export s
   ``system_labels`` are not tags; ``compute.googleapis.com/machine_spec`` becomes
   ``x_InstanceType``.
 * ServiceName = ``service.description``; SkuId = ``sku.id``; ``sku.description`` goes to both
-  ChargeDescription and ``x_UsageType``, which finops.classify reads to tell Vertex AI
+  ChargeDescription and ``x_UsageType``, which finops.analyses.classify reads to tell Vertex AI
   training from prediction. ServiceCategory "AI and Machine Learning" for Vertex AI, Gemini
   and Google's AI APIs (see :data:`SERVICE_CATEGORIES`).
 * RegionId/AvailabilityZone = ``location.region``/``location.zone``; ConsumedQuantity/Unit =

@@ -43,7 +43,7 @@ completion text reaches the warehouse). For each field the first present name of
   ``ai.model.provider``, lower-cased (OpenLLMetry writes "OpenAI"); a Vercel provider id (also in
   ``gen_ai.system`` on its ``ai.*`` spans) loses
   its API suffix ("openai.chat" → openai, "anthropic.messages" → anthropic, "amazon-bedrock" →
-  bedrock) so that prices match (:func:`connectors.pricing.provider_key_sql`).
+  bedrock) so that prices match (:func:`finops.warehouse.keys.provider_key_sql`).
 * model ← ``gen_ai.response.model`` (the model that answered) | ``gen_ai.request.model`` |
   ``llm.model_name`` | ``embedding.model_name`` | ``ai.response.model`` | ``ai.model.id``.
 * input ← ``gen_ai.usage.input_tokens`` | ``gen_ai.usage.prompt_tokens`` | ``llm.token_count.prompt``

@@ -66,10 +66,10 @@ class Department:
 
 
 RULE_MATCH_KEYS = ("provider", "service", "sku", "usage_type", "resource", "tags")
-"""Match keys of a ``[[workload_rules]]`` table (see :func:`finops.classify.rules_from_config`)."""
+"""Match keys of a ``[[workload_rules]]`` table (see :func:`finops.analyses.classify.rules_from_config`)."""
 
 WORKLOAD_VALUES = ("inference", "training", "development", "other AI", "non-AI")
-"""The classes a rule may name; the same as :data:`finops.classify.WORKLOADS`."""
+"""The classes a rule may name; the same as :data:`finops.analyses.classify.WORKLOADS`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +118,7 @@ class ChargeMatch:
 
 
 SPLIT_RULES = ("even", "proportional", "fixed", "tokens", "gpu_hours")
-"""How a shared-cost pool is divided between departments (see finops/chargeback.py)."""
+"""How a shared-cost pool is divided between departments (see finops/analyses/chargeback.py)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,12 +158,12 @@ class Config:
     workload_rules: tuple[WorkloadRuleSpec, ...] = ()
     shared_costs: tuple[SharedCostPool, ...] = ()
     allocation_rules: tuple[AllocationRule, ...] = ()
-    # Filled by _budgets (finops/budgets.py reads them): [[budgets]] and [budget_alerts].
+    # Filled by _budgets (finops/analyses/budgets.py reads them): [[budgets]] and [budget_alerts].
     budgets: tuple[Any, ...] = ()
     budget_alerts: Any = None
     # Filled by _self_hosted: [[self_hosted]] models served from our own GPUs (unit economics).
     self_hosted: tuple[Any, ...] = ()
-    # Filled by _sources: [[sources]], what `finops run` ingests (finops/sources.py).
+    # Filled by _sources: [[sources]], what `finops run` ingests (finops/ingest/sources.py).
     sources: tuple[Source, ...] = ()
 
     @property
@@ -296,7 +296,7 @@ def parse_config(text: str, path: Path | None = None) -> Config:
     )
 
 
-# -- chargeback (finops/chargeback.py) ---------------------------------------------------------
+# -- chargeback (finops/analyses/chargeback.py) ---------------------------------------------------------
 
 
 def _charge_match(v: _Validator, table: dict[str, Any], at: Path_) -> ChargeMatch:
@@ -409,7 +409,7 @@ def _allocation_rules(raw: dict[str, Any], v: _Validator, names: list[str]) -> t
     return tuple(rules)
 
 
-# -- budgets (finops/budgets.py) ----------------------------------------------------------------
+# -- budgets (finops/analyses/budgets.py) ----------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -623,7 +623,7 @@ def _workload_rules(raw: dict[str, Any], v: _Validator) -> tuple[WorkloadRuleSpe
     return tuple(rules)
 
 
-# -- sources (finops/sources.py, `finops run`) ----------------------------------------------
+# -- sources (finops/ingest/sources.py, `finops run`) ----------------------------------------------
 
 SOURCE_URIS: dict[str, str] = {
     "focus": "many", "aws-cur": "many", "gcp-bigquery": "one", "gcp-export": "many", "gcp-catalog": "none",

@@ -2,8 +2,9 @@
 
 A :class:`Quarter` is a value (``Quarter(2026, 3)``) that knows its first day, its
 exclusive end, its neighbours and its months, so analyses never do month arithmetic by
-hand. :func:`latest_complete_quarter` picks the default quarter for a report: the last one
-the warehouse holds in full.
+hand. :func:`finops.analyses.quarters.latest_complete_quarter` picks the default quarter for
+a report: the last one the warehouse holds in full (it reads the warehouse, so it is an
+analysis; this module is plain values every layer shares).
 
 >>> q = Quarter.parse("2026Q3")
 >>> q.start, q.end
@@ -16,17 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
-
-import polars as pl
+from datetime import date
 
 from finops.exceptions import AnalysisError
-
-if TYPE_CHECKING:
-    import ibis
-
-    from finops.warehouse import Warehouse
 
 # "2026Q3", "2026-Q3", "2026 q3", "2026/Q3"; and the other way round: "Q3 2026", "q3-2026".
 _YEAR_FIRST = re.compile(r"^\s*(?P<year>\d{4})\s*[-/ ]?\s*[Qq](?P<q>[1-4])\s*$")
@@ -111,72 +104,3 @@ class Quarter:
 
     def __str__(self) -> str:
         return self.label
-
-
-def month_coverage_expr(charges: ibis.Table) -> ibis.Table:
-    """Billing months present in ``charges``, with how far their charges reach.
-
-    One row per month (``month``, the first day of the BillingPeriodStart month) with
-    ``rows`` and ``reach``: the latest ChargePeriodEnd (BillingPeriodEnd where it is
-    missing) among the month's charges. Small: one row per month, whatever the table's size.
-    """
-    billed = charges.filter(charges.BillingPeriodStart.notnull())
-    reach = billed.ChargePeriodEnd.coalesce(billed.BillingPeriodEnd)
-    return (
-        billed.group_by(month=billed.BillingPeriodStart.truncate("M").date())
-        .aggregate(rows=billed.count(), reach=reach.max())
-        .order_by("month")
-    )
-
-
-def latest_complete_quarter(wh: Warehouse) -> Quarter:
-    """The last quarter the warehouse holds in full: the default quarter of a review.
-
-    A quarter is complete when each of its three months has charges (by
-    BillingPeriodStart, the invoice month) and its last month's charges reach the
-    quarter's last day (some ChargePeriodEnd after the last day begins; rows without
-    ChargePeriodEnd count by their BillingPeriodEnd). The second test keeps a quarter still in progress — whose
-    last month has a few days of charges — from being reported as if it were over.
-
-    Parameters
-    ----------
-    wh
-        The warehouse to look in.
-
-    Returns
-    -------
-    Quarter
-        The latest complete quarter.
-
-    Raises
-    ------
-    AnalysisError
-        No quarter is complete (empty warehouse, or less than three months loaded).
-    """
-    with wh.ibis() as con:
-        months = month_coverage_expr(con.table("charges")).to_polars()
-    complete = _complete_quarters(months)
-    if not complete:
-        loaded = ", ".join(m.strftime("%Y-%m") for m in months["month"].to_list()) or "none"
-        raise AnalysisError(
-            f"no complete quarter in warehouse {wh.path} (billing months loaded: {loaded})",
-            hint="load all three months of a quarter, or name the quarter explicitly",
-        )
-    return complete[-1]
-
-
-def _complete_quarters(months: pl.DataFrame) -> list[Quarter]:
-    """Quarters, oldest first, whose months all appear in ``months`` and whose data reaches the end."""
-    by_quarter: dict[Quarter, list[tuple[date, datetime | None]]] = {}
-    for month, reach in months.select("month", "reach").iter_rows():  # one row per month: tiny
-        by_quarter.setdefault(Quarter.containing(month), []).append((month, reach))
-    complete = []
-    for quarter, rows in sorted(by_quarter.items()):
-        reach_by_month = dict(rows)
-        if not set(quarter.months()) <= reach_by_month.keys():
-            continue
-        last_month_reach = reach_by_month[quarter.months()[-1]]
-        last_day = datetime.combine(quarter.end - timedelta(days=1), datetime.min.time())
-        if last_month_reach is None or last_month_reach > last_day:
-            complete.append(quarter)
-    return complete

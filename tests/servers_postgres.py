@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from finops.sample_gateway import PG_USER, pg_bin, start_postgres
+from finops.demo.gateway import PG_USER, pg_bin, start_postgres
 
 USER = PG_USER
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import pytest
 
-from finops import spend
+from finops.analyses import spend
 from finops.config import load_config
 from finops.periods import Quarter
 from finops.warehouse import Warehouse

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from connectors import focus
+from finops.demo.company import output_lock
 from finops.exceptions import FolderBusyError, WarehouseBusyError
-from finops.sample_company import output_lock
 from finops.warehouse import Warehouse
 from tests.focus_files import make_rows, write_csv
 
@@ -40,7 +40,7 @@ def hold_folder(folder: Path, seconds: float) -> subprocess.Popen:
     return _python(f"""
         import time
         from pathlib import Path
-        from finops.sample_company import output_lock
+        from finops.demo.company import output_lock
         with output_lock(Path({str(folder)!r}), timeout=5):
             print("holding", flush=True)
             time.sleep({seconds})

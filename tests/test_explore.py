@@ -1,4 +1,4 @@
-"""The explore notebook's widgets (finops/explore.py) on the sample company.
+"""The explore notebook's widgets (finops/reports/explore.py) on the sample company.
 
 Widgets are driven as a user would, by setting their ``value``. Every total the explorer shows
 is compared with the finops function that owns that number (exact Decimal), or with the
@@ -14,12 +14,13 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from finops import chargeback, charts, spend
-from finops.classify import AI_WORKLOADS
+from finops.analyses import chargeback, spend
+from finops.analyses.classify import AI_WORKLOADS
 from finops.config import load_config
-from finops.explore import Explorer, families_billed_by
-from finops.narrative import format_money
 from finops.periods import Quarter
+from finops.reports import charts
+from finops.reports.explore import Explorer, families_billed_by
+from finops.reports.narrative import format_money
 from finops.warehouse import Warehouse
 
 Q3 = Quarter.parse("2026Q3")
@@ -180,7 +181,7 @@ def test_families_billed_by():
     assert families_billed_by([]) == []
 
 
-# -- the charts the explorer added to finops/charts.py ------------------------------------
+# -- the charts the explorer added to finops/reports/charts.py ------------------------------------
 
 
 def test_spend_over_time_folds_small_series_and_keeps_the_total():

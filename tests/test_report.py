@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,9 +18,11 @@ import nbformat
 import polars as pl
 import pytest
 
-from finops import narrative, report, spend
+from finops.analyses import spend
 from finops.config import load_config
 from finops.exceptions import ReportError
+from finops.reports import narrative
+from finops.reports import render as report
 from finops.warehouse import PARTITION_COLUMNS, Warehouse
 
 QUARTER = "2026Q3"
@@ -307,7 +309,7 @@ def test_a_screenshot_of_the_review_is_not_blank(rendered, tmp_path):
 
 def test_the_reviews_numbers_are_the_finops_functions(company, rendered):
     """Each section's figures, as the finops function returns them, appear in the page."""
-    from finops import chargeback, forecast
+    from finops.analyses import chargeback, forecast
 
     wh, config_path = company
     config = load_config(config_path)

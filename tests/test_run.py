@@ -24,10 +24,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from finops import report, sources
+from finops.analyses import quarters
 from finops.cli import cli
 from finops.config import parse_config
 from finops.exceptions import ConfigError
+from finops.ingest import sources
+from finops.reports import render as report
 from finops.warehouse import Warehouse
 from tests.finops.warehouse_rows import charge, insert_charges
 
@@ -265,14 +267,14 @@ def test_coverage_flags_an_account_whose_last_month_stops_short(wh):
     rows += [charge(day="2026-05-10", BillingAccountId="payer-3")]  # billed last quarter, nothing since
     rows += [charge(day="2025-01-10", BillingAccountId="payer-4")]  # closed long ago: not judged
     insert_charges(wh, rows)
-    coverage = sources.quarter_coverage(wh, "2026Q3")
+    coverage = quarters.quarter_coverage(wh, "2026Q3")
     by_account = {r["billing_account"]: r for r in coverage.iter_rows(named=True)}
     assert sorted(by_account) == ["payer-1", "payer-2", "payer-3"]
     assert by_account["payer-1"]["complete"] and by_account["payer-1"]["reason"] is None
     assert not by_account["payer-2"]["complete"]
     assert by_account["payer-2"]["reason"] == "charges reach only 2026-09-14 23:59"
     assert by_account["payer-3"]["months"] == 0 and not by_account["payer-3"]["complete"]
-    ready = sources.readiness(wh, "2026Q3")
+    ready = quarters.readiness(wh, "2026Q3")
     assert len(ready.reasons) == 2 and not ready.complete
 
 

@@ -21,8 +21,8 @@ import duckdb
 import polars as pl
 import pytest
 
-from finops import sample_company
 from finops.config import UNALLOCATED, load_config
+from finops.demo import company as sample_company
 
 REPO = Path(__file__).resolve().parents[1]
 MONTHS = [f"{y}-{m:02d}" for y, m in [(2025, m) for m in range(4, 13)] + [(2026, m) for m in range(1, 10)]]

@@ -17,7 +17,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from finops import reconcile, sample_gateway, usage
+from finops.analyses import reconcile, usage
+from finops.demo import gateway as sample_gateway
 from finops.warehouse import Warehouse
 
 MONTHS = ("2026-07", "2026-08", "2026-09")

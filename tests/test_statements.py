@@ -1,7 +1,7 @@
 """Department statements: one HTML per department through papermill, and an index that adds up.
 
 Rendered once for two departments of the sample company (each statement is a notebook run).
-The figures each page shows are compared with finops.chargeback's for the same quarter.
+The figures each page shows are compared with finops.analyses.chargeback's for the same quarter.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from decimal import Decimal
 import polars as pl
 import pytest
 
-from finops import chargeback, narrative, report
+from finops.analyses import chargeback
 from finops.config import load_config
 from finops.exceptions import ReportError
+from finops.reports import narrative
+from finops.reports import render as report
 from finops.warehouse import Warehouse
 
 QUARTER = "2026Q3"

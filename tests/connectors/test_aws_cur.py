@@ -15,8 +15,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import textwrap
+import time
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +28,7 @@ import pytest
 from click.testing import CliRunner
 
 from connectors import aws_cur
-from finops import spend
+from finops.analyses import spend
 from finops.cli import cli
 from finops.exceptions import SourceError
 from finops.warehouse import Warehouse
@@ -614,7 +614,7 @@ def test_ai_spend_is_classified_from_the_loaded_rows(wh, tmp_path):
 # -- S3 (moto_server over HTTP) -------------------------------------------------------------
 
 
-def test_s3_export_through_the_cli_then_skipped_then_restated(moto_s3, aws_env, tmp_path):  # noqa: F811
+def test_s3_export_through_the_cli_then_skipped_then_restated(moto_s3, aws_env, tmp_path):
     s3 = moto_s3.client()
     s3.create_bucket(Bucket="billing-cli")
     local = tmp_path / "export"
@@ -650,7 +650,7 @@ def test_s3_export_through_the_cli_then_skipped_then_restated(moto_s3, aws_env, 
     assert sums(wh, "BillingPeriodStart = '2026-08-01'") == (1, Decimal("8.00"), Decimal("8.00"))
 
 
-def test_s3_manifest_listing_a_missing_object(moto_s3, aws_env, tmp_path):  # noqa: F811
+def test_s3_manifest_listing_a_missing_object(moto_s3, aws_env, tmp_path):
     s3 = moto_s3.client()
     s3.create_bucket(Bucket="billing-missing")
     local = tmp_path / "export"
@@ -663,7 +663,7 @@ def test_s3_manifest_listing_a_missing_object(moto_s3, aws_env, tmp_path):  # no
     assert nothing_written(wh)
 
 
-def test_errors_never_show_the_credentials(moto_s3, tmp_path):  # noqa: F811
+def test_errors_never_show_the_credentials(moto_s3, tmp_path):
     marker = "SECRET-MARKER-4f9a7c"
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "AKIA-MARKER-ACCESS", "AWS_SECRET_ACCESS_KEY": marker,
            "AWS_SESSION_TOKEN": marker + "-token", "AWS_DEFAULT_REGION": "us-east-1",
@@ -701,7 +701,7 @@ def test_row_numbers_point_at_the_file_lines_of_a_large_csv(wh, tmp_path):
     assert wh.query("SELECT row_number FROM quarantine").item() == 15_001
 
 
-def test_s3_legacy_cur_layout(moto_s3, aws_env, tmp_path):  # noqa: F811
+def test_s3_legacy_cur_layout(moto_s3, aws_env, tmp_path):
     s3 = moto_s3.client()
     s3.create_bucket(Bucket="billing-legacy")
     report_dir = tmp_path / "legacy"

@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors import azure
+from finops.analyses.spend import workload_split
 from finops.exceptions import SourceError
-from finops.spend import workload_split
 from finops.warehouse import Warehouse
 from tests.focus_files import make_rows
 from tests.focus_files import write_csv as write_focus_csv
@@ -494,7 +494,7 @@ def finops(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     )
 
 
-def upload(azurite, container: str, local_root: Path) -> None:  # noqa: F811 - azurite is the fixture's value
+def upload(azurite, container: str, local_root: Path) -> None:
     from azure.storage.blob import BlobServiceClient
 
     with BlobServiceClient.from_connection_string(azurite.connection_string()) as service:
@@ -506,7 +506,7 @@ def upload(azurite, container: str, local_root: Path) -> None:  # noqa: F811 - a
 
 
 @pytest.fixture(scope="module")
-def blob_exports(azurite, tmp_path_factory):  # noqa: F811
+def blob_exports(azurite, tmp_path_factory):
     """A container holding an actual (gzip CSV, two runs) and an amortized (Parquet) export of July 2026."""
     actual, amortized, expected = commitment_exports()
     root = tmp_path_factory.mktemp("container")
@@ -521,7 +521,7 @@ def blob_exports(azurite, tmp_path_factory):  # noqa: F811
     return actual, amortized, expected
 
 
-def test_cli_loads_blob_exports_with_a_connection_string_from_the_environment(azurite, blob_exports, tmp_path):  # noqa: F811
+def test_cli_loads_blob_exports_with_a_connection_string_from_the_environment(azurite, blob_exports, tmp_path):
     actual, amortized, expected = blob_exports
     warehouse = tmp_path / "w.duckdb"
     env = {"MY_COSTS_STORAGE": azurite.connection_string(), "AZURE_STORAGE_CONNECTION_STRING": ""}
@@ -543,7 +543,7 @@ def test_cli_loads_blob_exports_with_a_connection_string_from_the_environment(az
     assert totals(wh) == (10, total(actual), total(amortized))
 
 
-def test_a_wrong_key_fails_cleanly_without_showing_the_connection_string(azurite, blob_exports, tmp_path):  # noqa: F811
+def test_a_wrong_key_fails_cleanly_without_showing_the_connection_string(azurite, blob_exports, tmp_path):
     marker_key = base64.b64encode(b"finops-test-marker-key-do-not-print-0123").decode()
     warehouse = tmp_path / "w.duckdb"
     run = finops("ingest", "azure", f"az://{ACCOUNT}/costs/exports", "--warehouse", str(warehouse),
@@ -556,7 +556,7 @@ def test_a_wrong_key_fails_cleanly_without_showing_the_connection_string(azurite
     assert "Traceback" not in output
 
 
-def test_sas_urls_load_and_a_bad_signature_never_shows_the_token(azurite, blob_exports, tmp_path):  # noqa: F811
+def test_sas_urls_load_and_a_bad_signature_never_shows_the_token(azurite, blob_exports, tmp_path):
     from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
     actual, amortized, _ = blob_exports

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors import gcp_billing, gcp_catalog
-from finops.classify import classify
+from finops.analyses.classify import classify
 from finops.exceptions import SourceError
 from finops.warehouse import Warehouse
 from tests.servers_recorded import RecordedServer, Route
@@ -236,7 +236,7 @@ def test_each_field_lands_where_the_mapping_says(wh, tmp_path):
     assert (got[8]["ChargeCategory"], got[8]["ChargeFrequency"], got[8]["PricingCategory"]) == ("Usage", "Recurring", "Committed")
     assert got[8]["EffectiveCost"] == got[8]["BilledCost"] == Decimal("1.5")
     assert got[2]["ChargeFrequency"] == "Usage-Based" and got[2]["PricingCategory"] == "Standard"
-    # finops.classify reads the SKU description and tells training from inference.
+    # finops.analyses.classify reads the SKU description and tells training from inference.
     with wh.ibis() as con:
         classified = classify(con.table("charges")).select("x_SourceRow", "workload").to_pyarrow().to_pylist()
     workloads = {r["x_SourceRow"]: r["workload"] for r in classified}
@@ -358,7 +358,7 @@ _PAGE_2 = "BEBX4NQCI6AQAAASA4EAAEEAQCAAKGQIBC7BAEQIAARQCBAIGQ"
 def bigquery_routes(*, late: bool = False) -> list[Route]:
     """jobs.insert → jobs.get → getQueryResults (status, then two pages) for 202607; 202608 is empty."""
     july = "bq_results_202607_late" if late else "bq_results_202607"
-    month_body = lambda month: {"configuration": {"query": {"queryParameters": [{"parameterValue": {"value": month}}]}}}  # noqa: E731
+    month_body = lambda month: {"configuration": {"query": {"queryParameters": [{"parameterValue": {"value": month}}]}}}
     return [
         Route("GET", f"{_BQ}/datasets/billing_export/tables/gcp_billing_export_v1_01F3A2_9B7C4D_E5A610", "bq_table_standard.json"),
         Route("GET", f"{_BQ}/datasets/billing_export/tables/invoices", "bq_table_not_billing.json"),

@@ -13,14 +13,14 @@ from decimal import Decimal
 
 import pytest
 
+from finops.demo.gateway import CREATE_TABLE_SQL
 from finops.exceptions import SourceError
 from finops.warehouse import Warehouse
-from finops.sample_gateway import CREATE_TABLE_SQL
 from tests.servers_postgres import postgres  # noqa: F401  (a pytest fixture)
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (the project needs psycopg[binary])")
 
-from connectors import litellm  # noqa: E402
+from connectors import litellm
 
 MARKER = "SECRET-PROMPT-MARKER-7f3a9c"
 
@@ -119,7 +119,7 @@ def loaded(wh: Warehouse) -> dict:
 
 
 @pytest.fixture
-def spend_db(postgres, request) -> str:  # noqa: F811
+def spend_db(postgres, request) -> str:
     dsn = postgres.create_database("t_" + request.node.name[:40].lower())
     with psycopg.connect(dsn) as con:
         con.execute(SPEND_LOGS_DDL)
@@ -243,7 +243,7 @@ def test_bad_rows_quarantined_with_ids_not_content(spend_db, tmp_path):
     assert MARKER not in "".join(q["raw_row"].to_list() + reasons)
 
 
-def test_password_never_in_errors(postgres, tmp_path):  # noqa: F811
+def test_password_never_in_errors(postgres, tmp_path):
     wh = Warehouse(tmp_path / "wh.duckdb")
     dsn = postgres.dsn("no_such_database").replace("finops@", "finops:hunter2-secret@")
     with pytest.raises(SourceError) as err:

@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner
 
 from connectors import langfuse, otel
+from finops.analyses.usage import agent_costs, task_costs
 from finops.cli import cli
 from finops.exceptions import SourceError
-from finops.usage import agent_costs, task_costs
 from finops.warehouse import Warehouse
 
 DATA = Path(__file__).parent.parent / "data"

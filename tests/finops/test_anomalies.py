@@ -12,11 +12,11 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from finops import anomalies
+from finops.analyses import anomalies
 from finops.cli import cli
 from finops.config import Config, Department, load_config
+from finops.demo.gateway import OUTPUT_FOLDER
 from finops.exceptions import AnalysisError
-from finops.sample_gateway import OUTPUT_FOLDER
 from finops.warehouse import Warehouse
 from tests.finops.warehouse_rows import charge, insert_charges
 

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from finops.budgets import budget_status, run_out_date
+from finops.analyses.budgets import budget_status, run_out_date
 from finops.cli import cli
 from finops.config import Budget, BudgetAlerts, parse_config
 from finops.exceptions import AnalysisError, ConfigError
@@ -211,7 +211,7 @@ def test_duplicate_budget_and_bad_thresholds_are_reported() -> None:
         parse_config(base + '\n[budget_alerts]\nforecast_over_budget = "yes"\n')
 
 
-def test_the_sample_finops_toml_budgets_both_quarters(sample_build) -> None:  # noqa: ANN001
+def test_the_sample_finops_toml_budgets_both_quarters(sample_build) -> None:
     from finops.config import load_config
 
     config = load_config(sample_build.config)
@@ -226,7 +226,7 @@ def test_the_sample_finops_toml_budgets_both_quarters(sample_build) -> None:  # 
 # -- the sample company through the CLI ---------------------------------------------------------------
 
 
-def test_budgets_command_on_the_sample_company(sample_build) -> None:  # noqa: ANN001
+def test_budgets_command_on_the_sample_company(sample_build) -> None:
     """2026Q3 in full: spent equals the ground truth's department totals; the mix of alerts."""
     args = ["budgets", "--quarter", "2026Q3", "--format", "json"]
     args += ["--warehouse", str(sample_build.warehouse), "--config", str(sample_build.config)]
@@ -252,7 +252,7 @@ def test_budgets_command_on_the_sample_company(sample_build) -> None:  # noqa: A
             assert Decimal(row["spent"]) == expected, department
 
 
-def test_budgets_command_mid_quarter_forecasts_the_runaway_department_over(sample_build) -> None:  # noqa: ANN001
+def test_budgets_command_mid_quarter_forecasts_the_runaway_department_over(sample_build) -> None:
     args = ["budgets", "--quarter", "2026Q3", "--as-of", "2026-08-15", "--format", "csv"]
     args += ["--warehouse", str(sample_build.warehouse), "--config", str(sample_build.config)]
     result = CliRunner().invoke(cli, args)

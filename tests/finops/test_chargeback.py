@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from finops import chargeback as cb
+from finops.analyses import chargeback as cb
 from finops.cli import cli
 from finops.config import UNALLOCATED, load_config, parse_config
 from finops.exceptions import ConfigError

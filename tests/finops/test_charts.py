@@ -11,7 +11,7 @@ import altair as alt
 import polars as pl
 import pytest
 
-from finops import charts
+from finops.reports import charts
 
 MONEY = pl.Decimal(38, 10)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from finops.classify import RULES, WORKLOADS, classify, rules_table
+from finops.analyses.classify import RULES, WORKLOADS, classify, rules_table
 from finops.warehouse import Warehouse
 from tests.finops.warehouse_rows import charge, insert_charges
 

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from finops import forecast
+from finops.analyses import forecast
 from finops.cli import cli
 from finops.config import Config, load_config
 from finops.periods import Quarter
@@ -25,7 +25,7 @@ pl.Config.set_tbl_width_chars(200)
 
 
 @pytest.fixture(scope="module")
-def sample(sample_build) -> tuple[Warehouse, Config]:  # noqa: ANN001
+def sample(sample_build) -> tuple[Warehouse, Config]:
     return Warehouse(sample_build.warehouse), load_config(sample_build.config)
 
 
@@ -90,7 +90,7 @@ def test_total_interval_from_hand_made_backtest_errors() -> None:
 @pytest.mark.parametrize("by", ["department", "workload"])
 def test_backtest_beats_the_seasonal_naive_baseline(
     sample: tuple[Warehouse, Config], by: str, department_backtest
-) -> None:  # noqa: ANN001
+) -> None:
     result = department_backtest if by == "department" else forecast.backtest(*sample, by=by)
     print(f"\nbacktest by {by} (MAPE of weekly totals and of quarter totals, %):")
     print(result)
@@ -123,7 +123,7 @@ def test_forecast_shape_and_interval_order(sample: tuple[Warehouse, Config]) -> 
     assert daily.filter(pl.col("hi_95") > pl.col("lo_95")).height == daily.height
 
 
-def _truth_quarter(sample_build, quarter: Quarter) -> dict[str, Decimal]:  # noqa: ANN001
+def _truth_quarter(sample_build, quarter: Quarter) -> dict[str, Decimal]:
     """The ground truth's effective cost per department over the quarter's months."""
     truth = json.loads((sample_build.exports / "ground_truth.json").read_text(encoding="utf-8"))
     totals: dict[str, Decimal] = {}
@@ -133,7 +133,7 @@ def _truth_quarter(sample_build, quarter: Quarter) -> dict[str, Decimal]:  # noq
     return totals
 
 
-def test_forecast_vs_actual_2026q3(sample: tuple[Warehouse, Config], sample_build) -> None:  # noqa: ANN001
+def test_forecast_vs_actual_2026q3(sample: tuple[Warehouse, Config], sample_build) -> None:
     wh, config = sample
     result = forecast.forecast_vs_actual(wh, config, "2026Q3", by="department")
     print("\n2026Q3 forecast (made with data to 2026-06-30) against its actual:")
@@ -164,7 +164,7 @@ def test_forecast_vs_actual_2026q3(sample: tuple[Warehouse, Config], sample_buil
     assert abs(float(total["error"])) < baseline_error
 
 
-def test_forecast_command_prints_quarter_totals_with_the_backtest_error(sample_build) -> None:  # noqa: ANN001
+def test_forecast_command_prints_quarter_totals_with_the_backtest_error(sample_build) -> None:
     args = ["forecast", "--quarter", "2026Q4", "--by", "workload", "--format", "json"]
     args += ["--warehouse", str(sample_build.warehouse), "--config", str(sample_build.config)]
     result = CliRunner().invoke(cli, args)
@@ -180,7 +180,7 @@ def test_forecast_command_prints_quarter_totals_with_the_backtest_error(sample_b
     assert rows[-1]["quarter_mape"] is not None  # the backtest's error of the sum over series
 
 
-def test_forecast_command_table(sample_build) -> None:  # noqa: ANN001
+def test_forecast_command_table(sample_build) -> None:
     args = ["forecast", "--warehouse", str(sample_build.warehouse), "--config", str(sample_build.config)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
-from finops import narrative
+from finops.reports import narrative
 
 MONEY = pl.Decimal(38, 10)
 

@@ -6,8 +6,9 @@ from datetime import date
 
 import pytest
 
+from finops.analyses.quarters import latest_complete_quarter
 from finops.exceptions import AnalysisError
-from finops.periods import Quarter, latest_complete_quarter
+from finops.periods import Quarter
 from tests.finops.warehouse_rows import charge, insert_charges
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from connectors.pricing import load_prices, price_staged
+from finops.analyses.reconcile import gateway_vs_bill, unpriced_usage
 from finops.exceptions import AnalysisError
-from finops.reconcile import gateway_vs_bill, unpriced_usage
 from finops.warehouse import LLM_REQUESTS_COLUMNS, Warehouse
 from tests.finops.warehouse_rows import charge, insert_charges
 

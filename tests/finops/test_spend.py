@@ -15,10 +15,11 @@ import ibis
 import polars as pl
 import pytest
 
-from finops import spend
+from finops.analyses import spend
+from finops.analyses.quarters import month_coverage_expr
 from finops.config import UNALLOCATED, Config, parse_config
 from finops.exceptions import AnalysisError
-from finops.periods import Quarter, month_coverage_expr
+from finops.periods import Quarter
 from finops.warehouse import Warehouse
 from tests.finops.warehouse_rows import charge, insert_charges
 

@@ -14,9 +14,9 @@ from typing import Any
 import polars as pl
 import pytest
 
+from finops.analyses.unit_economics import agent_task_unit_costs, self_hosted_unit_costs, token_unit_costs
 from finops.config import load_config, parse_config
 from finops.exceptions import AnalysisError
-from finops.unit_economics import agent_task_unit_costs, self_hosted_unit_costs, token_unit_costs
 from finops.warehouse import LLM_REQUESTS_COLUMNS, PRICES_COLUMNS, Warehouse
 from tests.finops.warehouse_rows import charge, insert_charges
 

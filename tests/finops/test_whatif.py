@@ -13,10 +13,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from finops.config import load_config
-from finops.exceptions import AnalysisError
-from finops.warehouse import Warehouse
-from finops.whatif import (
+from finops.analyses.whatif import (
     Route,
     batch_api,
     breakeven,
@@ -30,6 +27,9 @@ from finops.whatif import (
     savings_opportunities,
     speculative_decoding,
 )
+from finops.config import load_config
+from finops.exceptions import AnalysisError
+from finops.warehouse import Warehouse
 from tests.finops.warehouse_rows import charge, insert_charges
 
 M = Decimal("0.000001")

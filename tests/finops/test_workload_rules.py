@@ -9,10 +9,10 @@ import ibis
 import polars as pl
 import pytest
 
-from finops.classify import RULES, classify, classify_requests, rules_for, rules_from_config
+from finops.analyses.classify import RULES, classify, classify_requests, rules_for, rules_from_config
+from finops.analyses.spend import classification_coverage, workload_split
 from finops.config import parse_config
 from finops.exceptions import ConfigError
-from finops.spend import classification_coverage, workload_split
 from finops.warehouse import Warehouse
 from tests.finops.warehouse_rows import charge, insert_charges
 
@@ -194,7 +194,7 @@ def test_the_commented_examples_in_finops_toml_are_valid():
 
 
 def test_config_and_classify_agree_on_the_classes():
-    from finops.classify import WORKLOADS
+    from finops.analyses.classify import WORKLOADS
     from finops.config import WORKLOAD_VALUES
 
     assert WORKLOAD_VALUES == WORKLOADS

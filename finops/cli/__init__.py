@@ -112,7 +112,7 @@ def ingest_focus(paths: tuple[str, ...], warehouse_path: Path | None) -> None:
     Example:
       finops ingest focus 'exports/focus/2026-0[789]/*.parquet'
     """
-    from finops import sources
+    from finops.ingest import sources
 
     wh = _warehouse(warehouse_path)
     with _progress() as callback:
@@ -142,7 +142,7 @@ def ingest_aws_cur(
       finops ingest aws-cur exports/aws/ai-costs
       finops ingest aws-cur 'exports/cur2/*.parquet'
     """
-    from finops import sources
+    from finops.ingest import sources
 
     wh = _warehouse(warehouse_path)
     source = sources.source("aws-cur", uris, period=periods, profile=profile, endpoint_url=endpoint_url)
@@ -206,7 +206,7 @@ def ingest_gcp_bigquery(
       finops ingest gcp-bigquery my-billing.billing.gcp_billing_export_v1_01F3A2_9B7C4D_E5A610 --months 2026-07..2026-09
     """
     from connectors import gcp_billing
-    from finops import sources
+    from finops.ingest import sources
 
     wh = _warehouse(warehouse_path)
     source = sources.source(
@@ -232,7 +232,7 @@ def ingest_gcp_export(paths: tuple[str, ...], warehouse_path: Path | None) -> No
     Example:
       finops ingest gcp-export 'exports/gcp/2026-07/*.json.gz'
     """
-    from finops import sources
+    from finops.ingest import sources
 
     wh = _warehouse(warehouse_path)
     with _progress() as callback:
@@ -263,7 +263,7 @@ def ingest_gcp_catalog(
     Example:
       finops ingest gcp-catalog --services "Vertex AI,Compute Engine" --billing-account 01F3A2-9B7C4D-E5A610
     """
-    from finops import sources
+    from finops.ingest import sources
 
     wh = _warehouse(warehouse_path)
     source = sources.source(
@@ -325,7 +325,7 @@ def ingest_azure(uris: tuple[str, ...], connection_string_env: str, warehouse_pa
       finops ingest azure 'https://costexports.blob.core.windows.net/exports/finops?sv=…'
       finops ingest azure downloads/ea-actual/20260701-20260731/
     """
-    from finops import sources
+    from finops.ingest import sources
 
     wh = _warehouse(warehouse_path)
     source = sources.source("azure", uris, connection_string_env=connection_string_env)
@@ -382,7 +382,7 @@ def ingest_litellm(
       finops ingest litellm postgresql://litellm@db.internal:5432/litellm --password-env LITELLM_DB_PASSWORD
       finops ingest litellm postgresql://litellm@127.0.0.1/litellm --since 2026-07-01 --overlap 3h
     """
-    from finops import sources
+    from finops.ingest import sources
 
     wh = _warehouse(warehouse_path)
     source = sources.source(
@@ -440,7 +440,7 @@ def ingest_prices(paths: tuple[str, ...], price_format: str | None, warehouse_pa
       finops ingest prices
       finops ingest prices model_prices_and_context_window.json negotiated_prices.csv
     """
-    from finops import sources
+    from finops.ingest import sources
 
     wh = _warehouse(warehouse_path)
     with _progress() as callback:
@@ -479,7 +479,7 @@ def ingest_otel(paths: tuple[str, ...], warehouse_path: Path | None) -> None:
     Example:
       finops ingest otel 'traces/otel-*.jsonl'
     """
-    from finops import sources
+    from finops.ingest import sources
 
     wh = _warehouse(warehouse_path)
     with _progress() as callback:
@@ -502,7 +502,7 @@ def ingest_langfuse(paths: tuple[str, ...], warehouse_path: Path | None) -> None
     Example:
       finops ingest langfuse exports/langfuse/*.json
     """
-    from finops import sources
+    from finops.ingest import sources
 
     wh = _warehouse(warehouse_path)
     with _progress() as callback:
@@ -607,7 +607,7 @@ def ingest_openai(start: Any, end: Any, api_key_env: str, base_url: str | None, 
       export OPENAI_ADMIN_KEY=sk-admin-…
       finops ingest openai --start 2026-07-01 --end 2026-10-01 --api-key-env OPENAI_ADMIN_KEY
     """
-    from finops import sources
+    from finops.ingest import sources
 
     wh = _warehouse(warehouse_path)
     source = sources.source(
@@ -635,7 +635,7 @@ def ingest_anthropic(start: Any, end: Any, api_key_env: str, base_url: str | Non
       export ANTHROPIC_ADMIN_KEY=sk-ant-admin01-…
       finops ingest anthropic --start 2026-07-01 --end 2026-10-01 --api-key-env ANTHROPIC_ADMIN_KEY
     """
-    from finops import sources
+    from finops.ingest import sources
 
     wh = _warehouse(warehouse_path)
     source = sources.source(
@@ -753,7 +753,7 @@ def demo(seed: int | None, out_dir: Path, fresh: bool, exports: str, warehouse_p
     """
     import os
 
-    from finops import sample_company
+    from finops.demo import company as sample_company
     from finops.warehouse import ENV_LOCK_TIMEOUT
 
     # The demo is a batch job: on a busy machine it waits for other loads (and another demo
@@ -769,7 +769,7 @@ DEMO_LOCK_TIMEOUT = 900.0
 
 
 def _demo(wh: Any, seed: int | None, out_dir: Path, fresh: bool, exports: str) -> None:
-    from finops import sample_company
+    from finops.demo import company as sample_company
 
     if fresh:
         wh.delete()  # takes the write lock first: never deletes a warehouse another process has open
@@ -797,7 +797,7 @@ def _demo(wh: Any, seed: int | None, out_dir: Path, fresh: bool, exports: str) -
 
 def _load_gateway(wh: Any, out_dir: Path, seed: int | None) -> None:
     """Write and load the sample company's gateway data (after its bills): LiteLLM, OpenAI usage, OTel."""
-    from finops import sample_gateway
+    from finops.demo import gateway as sample_gateway
 
     with console.status("generating the gateway's spend logs, OpenAI usage pages and agent traces …"):
         files = sample_gateway.generate(out_dir, **({"seed": seed} if seed is not None else {}))
@@ -915,7 +915,7 @@ def reconcile(start: Any, end: Any, unpriced: bool, output_format: str, warehous
       finops reconcile --start 2026-07-01 --end 2026-10-01
       finops reconcile --start 2026-07-01 --end 2026-10-01 --unpriced
     """
-    from finops import reconcile as reconciling
+    from finops.analyses import reconcile as reconciling
 
     wh = _warehouse(warehouse_path)
     if unpriced:
@@ -961,9 +961,10 @@ def chargeback_command(
       finops chargeback --basis billed --format csv > chargeback.csv
       finops chargeback --reconcile
     """
-    from finops import chargeback as charging
+    from finops.analyses import chargeback as charging
+    from finops.analyses.quarters import latest_complete_quarter
     from finops.config import load_config
-    from finops.periods import Quarter, latest_complete_quarter
+    from finops.periods import Quarter
 
     wh = _warehouse(warehouse_path)
     config = load_config(config_path)
@@ -1004,7 +1005,7 @@ def forecast_command(
       finops forecast
       finops forecast --quarter 2026Q3 --by workload --format csv
     """
-    from finops import forecast as forecasting
+    from finops.analyses import forecast as forecasting
     from finops.config import load_config
 
     config = load_config(config_path)
@@ -1047,7 +1048,7 @@ def budgets_command(
       finops budgets --quarter 2026Q3 --as-of 2026-08-15
       finops budgets --quarter 2026Q4 --format json
     """
-    from finops import budgets as budgeting
+    from finops.analyses import budgets as budgeting
     from finops.config import load_config
 
     config = load_config(config_path)
@@ -1100,7 +1101,7 @@ def anomalies(
     """Days whose cost of a department × service is far above its baseline, or agent tasks that loop.
 
     The baseline follows the weekly rhythm and the trend of each series (see
-    finops/anomalies.py); a day is flagged when it is both many robust sigmas and
+    finops/analyses/anomalies.py); a day is flagged when it is both many robust sigmas and
     --min-impact dollars above expected. Each anomaly names the sub account, resource and
     SKU that explain most of it.
 
@@ -1110,10 +1111,11 @@ def anomalies(
       finops anomalies --start 2026-08-01 --end 2026-09-01 --format csv
       finops anomalies --quarter 2026Q3 --agents
     """
-    from finops import anomalies as detecting
+    from finops.analyses import anomalies as detecting
+    from finops.analyses.quarters import latest_complete_quarter
     from finops.config import load_config, resolve_path
     from finops.exceptions import AnalysisError
-    from finops.periods import Quarter, latest_complete_quarter
+    from finops.periods import Quarter
 
     if (start is None) != (end is None) or (quarter and start is not None):
         raise click.UsageError("give either --quarter or both --start and --end (e.g. --quarter 2026Q3)")
@@ -1146,7 +1148,8 @@ def anomalies(
 
 def _period(wh: Any, quarter: str | None, start: Any, end: Any) -> tuple[Any, Any, str]:
     """[start, end) from --start/--end, else --quarter, else the last complete quarter."""
-    from finops.periods import Quarter, latest_complete_quarter
+    from finops.analyses.quarters import latest_complete_quarter
+    from finops.periods import Quarter
 
     if (start is None) != (end is None):
         raise click.UsageError("give both --start and --end, or neither")
@@ -1188,7 +1191,7 @@ def unit_costs(
       finops unit-costs --quarter 2026Q3 --by department --grain month
       finops unit-costs --start 2026-08-01 --end 2026-09-01 --by agent
     """
-    from finops import unit_economics
+    from finops.analyses import unit_economics
     from finops.config import load_config
 
     wh = _warehouse(warehouse_path)
@@ -1223,15 +1226,16 @@ def savings(quarter: str | None, output_format: str, warehouse_path: Path | None
     """Savings what-ifs ranked by $ per quarter: caching, routing, batch, GPU tuning, commitments, on-prem.
 
     Each row states its assumptions (defaults from the seed articles); the savings overlap,
-    so do not add them up. Change assumptions from Python: finops.whatif.savings_opportunities.
+    so do not add them up. Change assumptions from Python: finops.analyses.whatif.savings_opportunities.
 
     \b
     Example:
       finops savings --quarter 2026Q3 --format csv
     """
-    from finops import whatif
+    from finops.analyses import whatif
+    from finops.analyses.quarters import latest_complete_quarter
     from finops.config import load_config
-    from finops.periods import Quarter, latest_complete_quarter
+    from finops.periods import Quarter
 
     wh = _warehouse(warehouse_path)
     config = load_config(config_path)
@@ -1266,9 +1270,10 @@ def report_quarterly(
     quarter: str | None, out_dir: Path, pdf: bool, warehouse_path: Path | None, config_path: Path | None
 ) -> None:
     """Render the quarterly review to OUT/quarterly-review-QUARTER.html (and .pdf with --pdf)."""
-    from finops import report as reporting
+    from finops.analyses.quarters import latest_complete_quarter
     from finops.config import load_config, resolve_path
-    from finops.periods import Quarter, latest_complete_quarter
+    from finops.periods import Quarter
+    from finops.reports import render as reporting
 
     wh = _warehouse(warehouse_path)
     config_file = resolve_path(config_path)
@@ -1303,9 +1308,10 @@ def report_departments(
     config_path: Path | None,
 ) -> None:
     """Render one statement per department to OUT/statements-QUARTER/, with an index.html."""
-    from finops import report as reporting
+    from finops.analyses.quarters import latest_complete_quarter
     from finops.config import resolve_path
-    from finops.periods import Quarter, latest_complete_quarter
+    from finops.periods import Quarter
+    from finops.reports import render as reporting
 
     wh = _warehouse(warehouse_path)
     chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
@@ -1360,11 +1366,12 @@ def run_command(
       finops run --quarter 2026Q3 --out /srv/reports
       finops run --skip-reports
     """
-    from finops import report as reporting
-    from finops import sources as ingesting
+    from finops.analyses import quarters
     from finops.config import load_config, resolve_path
     from finops.exceptions import ConfigError
+    from finops.ingest import sources as ingesting
     from finops.periods import Quarter
+    from finops.reports import render as reporting
 
     if quarter:
         quarter = Quarter.parse(quarter).label  # a typo fails now, not after an hour of loading
@@ -1393,7 +1400,7 @@ def run_command(
 
     published: list[dict[str, str]] = []
     if not skip_reports:
-        ready = ingesting.readiness(wh, quarter, runs)
+        ready = quarters.readiness(wh, quarter, runs)
         label = str(ready.quarter) if ready.quarter else "(no quarter)"
         for reason in ready.reasons:
             console.print(f"[yellow]incomplete:[/] {escape(reason)}")
@@ -1523,7 +1530,3 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {escape(str(exc))}")
         err_console.print("[dim]hint: run again with --debug for the traceback, and please report it[/]")
         sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

@@ -34,9 +34,9 @@ from datetime import date, datetime, time
 
 import polars as pl
 
-from connectors.pricing import provider_key_sql
 from finops.exceptions import AnalysisError
 from finops.warehouse import Warehouse
+from finops.warehouse.keys import provider_key_sql
 
 RECONCILED_PROVIDERS = ("OpenAI", "Anthropic", "AWS Bedrock", "Azure OpenAI", "Google Vertex AI / Gemini")
 """The providers :func:`gateway_vs_bill` can match with invoice lines."""

@@ -99,7 +99,7 @@ MICRO = 1_000_000
 
 Workload = Literal["inference", "training", "development", "other AI", "non-AI"]
 WORKLOADS: tuple[Workload, ...] = ("inference", "training", "development", "other AI", "non-AI")
-"""The company's own workload classes (same labels as :mod:`finops.classify`)."""
+"""The company's own workload classes (same labels as :mod:`finops.analyses.classify`)."""
 
 Pattern = Literal["always_on", "steady", "weekday", "bursty"]
 Provider = Literal["aws", "gcp", "azure", "openai", "anthropic"]
@@ -220,7 +220,7 @@ def allocate(sub_account_id: str, tags: dict[str, str]) -> str:
 def config_toml() -> str:
     """The sample company's finops.toml (without the explanations of the repository's copy)."""
     lines = [
-        "# The Larkspur Labs sample company's mapping, written by finops.sample_company.",
+        "# The Larkspur Labs sample company's mapping, written by finops.demo.company.",
         "# The finops.toml at the top of the repository is the same mapping, with every key explained.",
         "",
         "[company]",

@@ -1,12 +1,12 @@
 """Larkspur Labs' gateway and model-API usage: LiteLLM spend logs, OpenAI usage pages, agent traces.
 
-The cloud bills (:mod:`finops.sample_company`) say what each managed model cost; this module
+The cloud bills (:mod:`finops.demo.company`) say what each managed model cost; this module
 writes what the company's own gateway, the OpenAI usage API and its agents' traces saw of the
 same traffic, for the billing months 2026-07 .. 2026-09, so that ``finops demo`` can fill
-`llm_requests` and :func:`finops.reconcile.gateway_vs_bill` can line them up with the bill.
+`llm_requests` and :func:`finops.analyses.reconcile.gateway_vs_bill` can line them up with the bill.
 
 Everything is derived from the sample company's own daily series (the very numbers its bill
-lines were made from: :func:`finops.sample_company._usage` with the same seed), so the same
+lines were made from: :func:`finops.demo.company._usage` with the same seed), so the same
 seed gives the same bytes, and the gateway agrees with the bill by construction:
 
 =====================  ==================================================  ============================
@@ -31,7 +31,7 @@ the micro-dollar, except where stated:
   is ~4 % above the gateway for that model (≈ 1-2 % of the whole Bedrock bill).
 * Bills round each line to the micro-dollar; the gateway's per-request spend is exact.
 * Marketing's Imagen 4 images are generated in Vertex AI Studio, not through the gateway (and
-  :func:`finops.reconcile.gateway_vs_bill` counts only Vertex token SKUs on the bill side).
+  :func:`finops.analyses.reconcile.gateway_vs_bill` counts only Vertex token SKUs on the bill side).
 * Cached tokens: ``metadata.usage_object.prompt_tokens_details.cached_tokens`` reports the
   share of the prompt served from the provider's cache (inside prompt_tokens). The sample's
   bills meter no cache discount, so the spend charges them as input, as the bill did.
@@ -74,7 +74,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from finops import sample_company as company
+from finops.demo import company
 
 WINDOW_START = date(2026, 7, 1)
 WINDOW_END = date(2026, 10, 1)  # exclusive

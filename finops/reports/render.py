@@ -3,7 +3,7 @@
 :func:`render_quarterly` is ``finops report quarterly``. It executes
 ``notebooks/quarterly_review.ipynb`` with papermill in a kernel on this interpreter, then
 converts the executed notebook with the ``finops_report`` nbconvert template
-(``finops/templates/finops_report``): no code, no prompts, Vega inlined once so the charts
+(``finops/reports/templates/finops_report``): no code, no prompts, Vega inlined once so the charts
 draw with no network, a stylesheet that reads like a report.
 
 A failed run publishes nothing: the HTML of that quarter is removed (a stale one would be
@@ -165,7 +165,7 @@ def render_departments(
     :func:`render_notebook`); the index is written only when every statement rendered.
     ``progress(department, done, total)`` is called before each statement.
     """
-    from finops import chargeback
+    from finops.analyses import chargeback
     from finops.config import load_config
     from finops.periods import Quarter
     from finops.warehouse import Warehouse
@@ -215,7 +215,7 @@ def _statement_index(label: str, company: str, currency: str, rows: Any, previou
 
     import polars as pl
 
-    from finops.narrative import format_money, format_percent
+    from finops.reports.narrative import format_money, format_percent
 
     quarter = rows.group_by("department").agg(
         pl.col("direct_cost").sum(), pl.col("shared_cost").sum(), pl.col("total_cost").sum()
@@ -374,7 +374,7 @@ def export_html(executed: Path, *, title: str) -> str:
     """An executed notebook as the report page: outputs only, Vega inlined once."""
     import nbformat
 
-    from finops.charts import vega_javascript
+    from finops.reports.charts import vega_javascript
 
     nb = nbformat.read(executed, as_version=4)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

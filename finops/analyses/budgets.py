@@ -8,9 +8,9 @@ the warehouse:
   ChargePeriodStart (the day the cost was incurred, as the forecasts count), on the
   config's cost basis: an exact Decimal.
 * **projected** is spent plus the forecast of the quarter's remaining days
-  (:mod:`finops.forecast`: the model its backtest chose for the series, fitted on the days
+  (:mod:`finops.analyses.forecast`: the model its backtest chose for the series, fitted on the days
   through ``as_of``), with 80% and 95% intervals from the model's backtest errors of totals
-  over as many days (see :mod:`finops.forecast`, "Intervals"). Rounded to cents.
+  over as many days (see :mod:`finops.analyses.forecast`, "Intervals"). Rounded to cents.
 * **run_out_date** is the first day on which spent-then-forecast cumulative spend reaches the
   budget (:func:`run_out_date`); null when that does not happen within the quarter.
 * **alerts** name each threshold that spent has reached ("80% spent", "100% spent") and
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from finops import forecast
+from finops.analyses import forecast
 from finops.config import Budget, BudgetAlerts, Config
 from finops.exceptions import AnalysisError
 from finops.periods import Quarter
@@ -104,7 +104,7 @@ def _scope_label(budget: Budget) -> str:
 def budget_series(wh: Warehouse, config: Config, budgets: list[Budget], start: date, end: date) -> pl.DataFrame:
     """Daily spend of each budget's scope in [start, end): ``series`` (the scope label), ``date``,
     ``cost`` (exact Decimal), days without charges filled with zero from the first day with any."""
-    from finops.spend import daily_spend_expr
+    from finops.analyses.spend import daily_spend_expr
 
     frames = []
     with wh.ibis() as con:
@@ -267,7 +267,7 @@ STATUS_SCHEMA = {
 def _forecast_rest(series: pl.DataFrame, first: date, origin: date, days: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Daily forecasts of each series for ``days`` days from ``origin`` (fitted on the days before
     it, by the model its backtest chose), and per series the forecast total of those days with
-    its interval (:func:`finops.forecast.total_interval`)."""
+    its interval (:func:`finops.analyses.forecast.total_interval`)."""
     columns = ("forecast", "lo_80", "hi_80", "lo_95", "hi_95")
     empty = pl.DataFrame(
         schema={"series": pl.String, "date": pl.Date, "model": pl.String} | dict.fromkeys(columns, pl.Float64)

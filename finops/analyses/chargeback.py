@@ -6,7 +6,7 @@ Each charge of a billing month goes, in this order, to:
    cluster, the gateway platform, support, tax. The pool is split between departments by its
    rule (below) and shows as their ``shared_cost``;
 2. otherwise its **owner**: the department of its sub account, else of its tags (the aliases
-   in ``[allocation] tag_keys``), see :func:`finops.spend.with_department`;
+   in ``[allocation] tag_keys``), see :func:`finops.analyses.spend.with_department`;
 3. otherwise, for a managed model's invoice line (Bedrock, Azure OpenAI, Vertex AI / Gemini,
    OpenAI, Anthropic) with no owner, the **gateway teams** that used that model that month,
    by token share in ``llm_requests`` (see :func:`with_request_department`). Teams whose
@@ -42,16 +42,16 @@ import ibis
 import ibis.expr.types as ir
 import polars as pl
 
-from connectors.pricing import base_model_sql, model_key_sql
-from finops.classify import accelerator_instance, drop_rule_inputs, rule_inputs, search
+from finops.analyses.classify import accelerator_instance, drop_rule_inputs, rule_inputs, search
+from finops.analyses.quarters import latest_complete_quarter
+from finops.analyses.reconcile import BILLED_PROVIDER_SQL, GATEWAY_PROVIDER_SQL
+from finops.analyses.spend import _check_basis, _lookup, with_department
+from finops.analyses.usage import SOURCE_PRIORITY
 from finops.config import UNALLOCATED, ChargeMatch, Config, CostBasis
 from finops.exceptions import AnalysisError, ConfigError
-from finops.periods import Quarter, latest_complete_quarter
-from finops.reconcile import BILLED_PROVIDER_SQL, GATEWAY_PROVIDER_SQL
-from finops.spend import _check_basis, _lookup, with_department
-from finops.usage import SOURCE_PRIORITY
+from finops.periods import Quarter
 from finops.warehouse import Warehouse
-
+from finops.warehouse.keys import base_model_sql, model_key_sql
 
 _FRACTION = "DECIMAL(18, 12)"
 _MONEY = "DECIMAL(38, 10)"
@@ -239,7 +239,7 @@ def _receivers_sql(config: Config) -> str:
 
 def one_source_per_provider_sql(source: str = "x_Source", time: str = "period_start") -> str:
     """SQL: a QUALIFY clause keeping, over `llm_requests` rows, one source per provider (as
-    billed) and month: the first of :data:`finops.usage.SOURCE_PRIORITY` present. ``source`` and
+    billed) and month: the first of :data:`finops.analyses.usage.SOURCE_PRIORITY` present. ``source`` and
     ``time`` name the rows' source and timestamp columns; ``provider`` must be a column too."""
     cases = " ".join(f"WHEN {_literal(s)} THEN {i}" for i, s in enumerate(SOURCE_PRIORITY))
     rank = f"(CASE {source} {cases} ELSE {len(SOURCE_PRIORITY)} END)"

@@ -9,8 +9,8 @@ The warehouse is read once, when the explorer is made, into three small frames:
 * :func:`spend_cube` — charges summed per day × department × provider × service × workload
   (about 23,000 rows for the sample company's 18 months, from 91,000 charge rows);
 * :func:`gateway_cube` — gateway and model-API calls per day × department × provider × model
-  × workload, one source per provider and month as in :func:`finops.chargeback.gateway_usage`;
-* :func:`finops.chargeback.chargeback` for every billing month the data covers.
+  × workload, one source per provider and month as in :func:`finops.analyses.chargeback.gateway_usage`;
+* :func:`finops.analyses.chargeback.chargeback` for every billing month the data covers.
 
 A widget change only filters these frames in polars (:func:`filter_spend`,
 :func:`filter_gateway`), so moving a slider never reopens the warehouse, and a kernel left
@@ -21,7 +21,7 @@ What each control filters:
 
 * dates (days of ChargePeriodStart, both ends included in the slider), department and
   workload: the bill and the gateway calls (gateway calls are classified by
-  :func:`finops.classify.classify_requests`);
+  :func:`finops.analyses.classify.classify_requests`);
 * provider: the bill by ProviderName; gateway calls by who bills them (Bedrock calls under
   AWS, Azure OpenAI under Microsoft, Vertex AI and Gemini under Google Cloud);
 * model: gateway calls only (bills name models in too few lines to filter on).
@@ -42,13 +42,13 @@ import ibis
 import polars as pl
 from ibis import _
 
-from finops import charts
-from finops.chargeback import chargeback, one_source_per_provider_sql, with_request_department
-from finops.classify import AI_WORKLOADS, WORKLOADS, classify, classify_requests, rules_for
+from finops.analyses.chargeback import chargeback, one_source_per_provider_sql, with_request_department
+from finops.analyses.classify import AI_WORKLOADS, WORKLOADS, classify, classify_requests, rules_for
+from finops.analyses.reconcile import GATEWAY_PROVIDER_SQL
+from finops.analyses.spend import _charged_between, _check_range, _timestamp, _with_cost, with_department
 from finops.config import UNALLOCATED, Config, CostBasis
 from finops.exceptions import AnalysisError
-from finops.reconcile import GATEWAY_PROVIDER_SQL
-from finops.spend import _charged_between, _check_range, _timestamp, _with_cost, with_department
+from finops.reports import charts
 
 if TYPE_CHECKING:
     from finops.warehouse import Warehouse
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 SPLITS = ("workload", "department", "provider")
 """What the spend-over-time chart can be split by."""
 
-# Gateway provider families (finops.reconcile.GATEWAY_PROVIDER_SQL) → the first words of the
+# Gateway provider families (finops.analyses.reconcile.GATEWAY_PROVIDER_SQL) → the first words of the
 # ProviderName of the bill they appear on, lower case.
 _BILLED_BY: dict[str, tuple[str, ...]] = {
     "AWS Bedrock": ("aws", "amazon"),
@@ -94,10 +94,10 @@ def spend_cube(
     wh
         The warehouse.
     config
-        Departments (see :func:`finops.spend.with_department`) and workload rules.
+        Departments (see :func:`finops.analyses.spend.with_department`) and workload rules.
     start, end
         Days of ChargePeriodStart (UTC), ``end`` exclusive: the selection of
-        :func:`finops.spend.daily_spend`.
+        :func:`finops.analyses.spend.daily_spend`.
     basis
         ``"effective"`` or ``"billed"``; the config's basis when omitted.
 
@@ -105,7 +105,7 @@ def spend_cube(
     -------
     pl.DataFrame
         ``date``, ``department``, ``provider``, ``service``, ``workload``, ``cost`` (Decimal).
-        Any filter of it sums to the same totals as :mod:`finops.spend` with that filter.
+        Any filter of it sums to the same totals as :mod:`finops.analyses.spend` with that filter.
 
     Why
     ---
@@ -130,7 +130,7 @@ def gateway_cube(wh: Warehouse, config: Config, start: date, end: date) -> pl.Da
         The warehouse.
     config
         Departments with their gateway teams, projects and API keys
-        (:func:`finops.chargeback.with_request_department`).
+        (:func:`finops.analyses.chargeback.with_request_department`).
     start, end
         Days of ``period_start`` (UTC), ``end`` exclusive.
 
@@ -141,8 +141,8 @@ def gateway_cube(wh: Warehouse, config: Config, start: date, end: date) -> pl.Da
         provider as billed, e.g. ``AWS Bedrock``), ``model``, ``workload``, ``requests``,
         ``input_tokens``, ``output_tokens``, ``cost`` (Decimal; unpriced calls add nothing)
         and ``unpriced_requests``. One source per provider family and month
-        (:data:`finops.usage.SOURCE_PRIORITY`), so calls that a gateway and a usage API
-        both saw count once, as in :func:`finops.chargeback.gateway_usage`.
+        (:data:`finops.analyses.usage.SOURCE_PRIORITY`), so calls that a gateway and a usage API
+        both saw count once, as in :func:`finops.analyses.chargeback.gateway_usage`.
     """
     _check_range(start, end)
     with wh.ibis() as con:
@@ -275,7 +275,7 @@ def _months_of(selection: Selection) -> tuple[str, str]:
 
 
 def filter_chargeback(rows: pl.DataFrame, selection: Selection) -> pl.DataFrame:
-    """The rows of :func:`finops.chargeback.chargeback` for the selection's months and departments."""
+    """The rows of :func:`finops.analyses.chargeback.chargeback` for the selection's months and departments."""
     first, last = _months_of(selection)
     return rows.filter(pl.col("month") >= first, pl.col("month") <= last, _keep("department", selection.departments))
 

@@ -1,6 +1,6 @@
 """Sentences with the numbers in them: what a CFO reads before the first chart.
 
-The functions here turn the one-row and small frames that :mod:`finops.spend` returns into
+The functions here turn the one-row and small frames that :mod:`finops.analyses.spend` returns into
 Markdown or plain text. They format, they never compute spend: the numbers come from the
 analysis functions, so the report, the CLI and the tests all show the same figure.
 
@@ -113,7 +113,7 @@ def heading(quarter: Quarter | str, company: str, basis: str = "effective", curr
 
 
 def total_ai_spend_line(summary: pl.DataFrame, currency: str = "USD") -> str:
-    """``Total AI spend 2026Q3: $1,234,567.89`` from a :func:`finops.spend.quarter_summary` row.
+    """``Total AI spend 2026Q3: $1,234,567.89`` from a :func:`finops.analyses.spend.quarter_summary` row.
 
     The report's checked output: one deterministic line that nbval and the report test
     compare against the warehouse.
@@ -133,12 +133,12 @@ def executive_summary(summary: pl.DataFrame, top: pl.DataFrame, currency: str = 
     Parameters
     ----------
     summary
-        The one row of :func:`finops.spend.quarter_summary` (``quarter``, ``total_cost``,
+        The one row of :func:`finops.analyses.spend.quarter_summary` (``quarter``, ``total_cost``,
         ``ai_cost``, ``previous_ai_cost``, ``ai_change_pct``, ``year_ago_ai_cost``,
         ``ai_change_yoy_pct``, ``inference_cost``, ``inference_share``, ``training_cost``,
         ``training_share``). ``*_pct`` columns are in percent, ``*_share`` columns fractions.
     top
-        :func:`finops.spend.top_departments`: ``department``, ``ai_cost``, ``share``, …
+        :func:`finops.analyses.spend.top_departments`: ``department``, ``ai_cost``, ``share``, …
     currency
         The currency the amounts are in.
 
@@ -221,7 +221,7 @@ def _one_row(frame: pl.DataFrame, what: str) -> Mapping[str, Any]:
 def statement_heading(statement: Any, company: str, owner: str | None = None, currency: str = "USD") -> str:
     """A department statement's title and the line under it, as Markdown.
 
-    ``statement`` is a :class:`finops.chargeback.DepartmentStatement`.
+    ``statement`` is a :class:`finops.analyses.chargeback.DepartmentStatement`.
     """
     q = statement.quarter
     months = q.months()
@@ -313,10 +313,10 @@ def outlook(forecast: pl.DataFrame, budgets: pl.DataFrame, currency: str = "USD"
     Parameters
     ----------
     forecast
-        :func:`finops.forecast.quarter_forecast` of the next quarter: its ``Total`` row gives
+        :func:`finops.analyses.forecast.quarter_forecast` of the next quarter: its ``Total`` row gives
         ``quarter``, ``forecast``, ``lo_95``, ``hi_95`` and ``quarter_mape``.
     budgets
-        :func:`finops.budgets.budget_status` of the review's quarter (may be empty): each budget's
+        :func:`finops.analyses.budgets.budget_status` of the review's quarter (may be empty): each budget's
         ``department``, ``provider``, ``model``, ``projected_pct`` and ``alerts``.
 
     Examples
@@ -372,8 +372,8 @@ def anomaly_summary(cost: pl.DataFrame, agents: pl.DataFrame, currency: str = "U
     """The anomalies section's lead, as Markdown: how many days, their $ impact, the largest, and
     the runaway agent tasks with what they cost.
 
-    ``cost`` is :func:`finops.anomalies.cost_anomalies` (date, department, service, impact, …),
-    ``agents`` :func:`finops.anomalies.agent_anomalies` (agent_id, task_id, day, cost, …).
+    ``cost`` is :func:`finops.analyses.anomalies.cost_anomalies` (date, department, service, impact, …),
+    ``agents`` :func:`finops.analyses.anomalies.agent_anomalies` (agent_id, task_id, day, cost, …).
 
     >>> from datetime import date
     >>> cost = pl.DataFrame({"date": [date(2026, 8, 12)], "department": ["Support"], "service": ["Azure OpenAI"],
@@ -415,8 +415,8 @@ def coverage_summary(charged: pl.DataFrame, coverage: pl.DataFrame, unpriced: pl
     """The data-coverage section's lead, as Markdown: unallocated spend, how much AI spend a
     fallback rule classified, and model calls without a price.
 
-    ``charged`` is :func:`finops.chargeback.quarter_chargeback`, ``coverage``
-    :func:`finops.spend.classification_coverage`, ``unpriced`` :func:`finops.reconcile.unpriced_usage`.
+    ``charged`` is :func:`finops.analyses.chargeback.quarter_chargeback`, ``coverage``
+    :func:`finops.analyses.spend.classification_coverage`, ``unpriced`` :func:`finops.analyses.reconcile.unpriced_usage`.
 
     >>> charged = pl.DataFrame({"department": ["A", "Unallocated"], "total_cost": [Decimal("990"), Decimal("10")],
     ...     "share": [0.99, 0.01]})
@@ -452,7 +452,7 @@ def coverage_summary(charged: pl.DataFrame, coverage: pl.DataFrame, unpriced: pl
 def savings_assumptions(savings: pl.DataFrame, currency: str = "USD") -> str:
     """Each savings opportunity's assumptions as a Markdown list, in the table's rank order.
 
-    ``savings`` is :func:`finops.whatif.savings_opportunities` (``rank``, ``opportunity``,
+    ``savings`` is :func:`finops.analyses.whatif.savings_opportunities` (``rank``, ``opportunity``,
     ``saving_per_quarter``, ``assumptions``): the table stays narrow, the reasoning stays next to it.
 
     >>> s = pl.DataFrame({"rank": [1], "opportunity": ["prompt caching"], "saving_per_quarter": [Decimal("12.5")],

@@ -1,6 +1,6 @@
 """Charts and money tables for notebooks: the one module a notebook calls to draw.
 
-Each chart function takes a polars frame returned by a :mod:`finops.spend` function and
+Each chart function takes a polars frame returned by a :mod:`finops.analyses.spend` function and
 returns an Altair chart with a title, axis titles that name the unit and the currency, money
 axes formatted like ``$1,234,567`` and a fixed colour per workload class.
 
@@ -17,7 +17,7 @@ Offline HTML
 Altair's default output loads Vega from a CDN, so charts in an HTML file opened without a
 network are blank. :func:`use_offline_renderer` switches to the ``finops-offline`` renderer:
 each chart becomes a ``<div>`` and a small script that hands the spec to a global
-``vegaEmbed``. The report template (``finops/templates/finops_report``) inlines Vega,
+``vegaEmbed``. The report template (``finops/reports/templates/finops_report``) inlines Vega,
 Vega-Lite and Vega-Embed once in the page head (:func:`vega_javascript`) and announces
 itself with the ``finops:vega-ready`` event; charts wait for it. In JupyterLab keep the
 default renderer: there is no inlined bundle there.
@@ -36,9 +36,9 @@ from typing import Any
 import altair as alt
 import polars as pl
 
-from finops.classify import NON_AI
+from finops.analyses.classify import NON_AI
 from finops.config import UNALLOCATED
-from finops.narrative import format_money, format_percent, format_share
+from finops.reports.narrative import format_money, format_percent, format_share
 
 OFFLINE_RENDERER = "finops-offline"
 VEGA_READY_EVENT = "finops:vega-ready"
@@ -51,7 +51,7 @@ WORKLOAD_COLOURS: dict[str, str] = {
     "other ai": "#b07aa1",
     "non-ai": "#bab0ac",
 }
-"""Colours keyed by lower-cased workload (:data:`finops.classify.WORKLOADS`)."""
+"""Colours keyed by lower-cased workload (:data:`finops.analyses.classify.WORKLOADS`)."""
 _WORKLOAD_ORDER = list(WORKLOAD_COLOURS)
 
 # Providers keep their colour from chart to chart (close to their own brand hues).
@@ -180,7 +180,7 @@ def monthly_spend_by_department(
     Parameters
     ----------
     df
-        :func:`finops.spend.spend_by_department` with ``grain="month"``: ``period``,
+        :func:`finops.analyses.spend.spend_by_department` with ``grain="month"``: ``period``,
         ``department``, ``cost``.
     currency
         Currency of ``cost``, named in the axis title.
@@ -223,7 +223,7 @@ def workload_split_over_time(
 ) -> alt.Chart:
     """Stacked bars per month of AI spend by workload class, in the fixed workload colours.
 
-    ``df`` is :func:`finops.spend.workload_split`: ``period``, ``workload``, ``cost``.
+    ``df`` is :func:`finops.analyses.spend.workload_split`: ``period``, ``workload``, ``cost``.
     Non-AI spend is left out unless ``ai_only`` is false.
     """
     frame = df.select("period", "workload", "cost")
@@ -253,7 +253,7 @@ def provider_service_mix(
 ) -> alt.Chart:
     """Horizontal bars, largest first: spend per service, coloured by provider.
 
-    ``df`` is :func:`finops.spend.spend_by_provider_service`: ``provider``, ``service``,
+    ``df`` is :func:`finops.analyses.spend.spend_by_provider_service`: ``provider``, ``service``,
     ``cost`` (``share`` is recomputed after aggregation). The ``keep`` largest services are
     named; the rest are summed into "Other services" per provider.
     """
@@ -302,7 +302,7 @@ def daily_spend(
 ) -> alt.Chart:
     """Lines of spend per day, one per workload class (or whatever ``by`` names).
 
-    ``df`` is :func:`finops.spend.daily_spend`: ``date``, the ``by`` column, ``cost``. When
+    ``df`` is :func:`finops.analyses.spend.daily_spend`: ``date``, the ``by`` column, ``cost``. When
     split by workload, non-AI spend is left out unless ``ai_only`` is false.
     """
     frame = df.select("date", by, "cost")
@@ -462,7 +462,7 @@ def chargeback_by_month(
     """Stacked bars per billing month: a department's direct cost and its share of pooled costs.
 
     ``df`` has ``month`` (``YYYY-MM``), ``direct_cost`` and ``shared_cost``: the rows of one
-    department in :func:`finops.chargeback.chargeback` (or its statement's ``months``).
+    department in :func:`finops.analyses.chargeback.chargeback` (or its statement's ``months``).
     """
     frame = df.select("month", "direct_cost", "shared_cost").unpivot(
         index="month", variable_name="part", value_name="cost"
@@ -489,7 +489,7 @@ def chargeback_by_month(
 def chargeback_by_department(
     df: pl.DataFrame, currency: str = "USD", *, title: str = "Charged by department and month", keep: int = 8
 ) -> alt.Chart:
-    """Stacked bars of :func:`finops.chargeback.chargeback` (department, month, total_cost): what
+    """Stacked bars of :func:`finops.analyses.chargeback.chargeback` (department, month, total_cost): what
     each department is charged per billing month, pools included; each bar is the month's bill."""
     frame = df.select(
         period=pl.col("month").str.to_date("%Y-%m"), department=pl.col("department"), cost=pl.col("total_cost")
@@ -502,7 +502,7 @@ def chargeback_by_department(
 def forecast_ranges(
     df: pl.DataFrame, currency: str = "USD", *, title: str = "Next quarter's forecast with 80% and 95% intervals"
 ) -> alt.Chart:
-    """One row per series of :func:`finops.forecast.quarter_forecast`: the forecast as a tick,
+    """One row per series of :func:`finops.analyses.forecast.quarter_forecast`: the forecast as a tick,
     the 95% interval as a thin bar and the 80% interval as a thick one. The Total row is left
     out (its scale would flatten the others; the summary states it)."""
     frame = _to_chart_number(
@@ -524,7 +524,7 @@ def forecast_ranges(
 def unit_cost_trend(
     df: pl.DataFrame, currency: str = "USD", *, title: str = "Cost per 1M tokens by model and month", keep: int = 8
 ) -> alt.Chart:
-    """Lines per model of :func:`finops.unit_economics.token_unit_costs` with ``grain="month"``
+    """Lines per model of :func:`finops.analyses.unit_economics.token_unit_costs` with ``grain="month"``
     (``period``, ``provider``, ``model``, ``cost``, ``cost_per_1m_tokens``): the ``keep``
     costliest models, so a price change or a shift to longer prompts shows as a kink."""
     period = next(c for c in ("period", "month", "week") if c in df.columns)
@@ -612,7 +612,7 @@ def vega_javascript() -> str:
     return bundle.replace("</script", "<\\/script")
 
 
-# -- gateway usage (appended for finops/explore.py) ----------------------------------------
+# -- gateway usage (appended for finops/reports/explore.py) ----------------------------------------
 
 
 def gateway_model_mix(
@@ -621,7 +621,7 @@ def gateway_model_mix(
     """Horizontal bars, largest first: the cost of each model's calls, coloured by provider.
 
     ``df`` has ``provider``, ``model``, ``cost`` and optionally ``requests`` (e.g. the gateway
-    calls of :func:`finops.chargeback.gateway_usage` or :func:`finops.explore.gateway_cube`,
+    calls of :func:`finops.analyses.chargeback.gateway_usage` or :func:`finops.reports.explore.gateway_cube`,
     at any grain: it is summed per provider and model first). The ``keep`` costliest models
     are named; the rest are summed into "Other models".
     """

@@ -31,7 +31,6 @@ import polars as pl
 
 from finops.config import DURATION_TEXT, RELATIVE_TIME, SOURCE_OPTIONS, SOURCE_URIS, Source
 from finops.exceptions import ConfigError, FinopsError
-from finops.periods import Quarter, latest_complete_quarter
 
 if TYPE_CHECKING:
     from finops.warehouse import LoadResult, Warehouse
@@ -372,7 +371,7 @@ def run_source(
     started = time.monotonic()
     try:
         report = ingest(wh, src, base_dir=base_dir, progress=progress)
-    except Exception as exc:  # noqa: BLE001 - reported, and the run goes on
+    except Exception as exc:
         text = str(exc) if isinstance(exc, FinopsError) else f"{type(exc).__name__}: {exc}"
         hint = exc.hint if isinstance(exc, FinopsError) and exc.hint else ""
         message = " ".join(text.split()) + (f" (hint: {' '.join(hint.split())})" if hint else "")
@@ -444,94 +443,3 @@ def runs_frame(runs: Sequence[SourceRun]) -> pl.DataFrame:
             "detail": pl.String,
         },
     )
-
-
-# -- may the quarter's reports be published? ------------------------------------------------------
-
-
-def quarter_coverage(wh: Warehouse, quarter: Quarter | str) -> pl.DataFrame:
-    """How far each billing account's charges reach in ``quarter``: is its quarter complete?
-
-    One row per (provider, billing account) that has charges in the quarter or in the quarter
-    before (an account that billed last quarter and has nothing this quarter is a missing
-    delivery, not a closed account, until proven otherwise). A row is ``complete`` when the
-    account has charges in each of the quarter's three billing months and its last month's
-    charges reach the quarter's last day, the test :func:`finops.periods.latest_complete_quarter`
-    applies to the whole warehouse. Usage sources (`llm_requests`) are not judged: a trace
-    export covering one week is not an incomplete quarter.
-
-    Returns
-    -------
-    polars.DataFrame
-        ``provider``, ``billing_account``, ``months`` (of the quarter with charges, 0–3),
-        ``reach`` (latest ChargePeriodEnd of the quarter's last month, null if none),
-        ``last_month`` (latest billing month loaded, up to the quarter's end), ``complete``
-        and ``reason`` (why not complete; null when complete).
-    """
-    chosen = Quarter.parse(quarter)
-    last_month = chosen.months()[-1]
-    last_day = datetime.combine(chosen.end - timedelta(days=1), datetime.min.time())
-    frame = wh.query(
-        """
-        WITH months AS (
-            SELECT ProviderName AS provider, BillingAccountId AS billing_account,
-                   CAST(date_trunc('month', BillingPeriodStart) AS DATE) AS month,
-                   max(coalesce(ChargePeriodEnd, BillingPeriodEnd)) AS reach, count(*) AS rows
-            FROM charges
-            WHERE BillingPeriodStart >= $previous AND BillingPeriodStart < $end
-            GROUP BY ALL
-        )
-        SELECT provider, billing_account,
-               CAST(count(*) FILTER (WHERE month >= $start) AS INTEGER) AS months,
-               max(reach) FILTER (WHERE month = $last_month) AS reach,
-               max(month) AS last_month,
-               bool_or(month = $last_month AND rows > 0 AND reach IS NULL) AS undated
-        FROM months GROUP BY ALL ORDER BY provider, billing_account
-        """,
-        {"previous": chosen.previous().start, "start": chosen.start, "end": chosen.end, "last_month": last_month},
-    )
-    reaches = pl.col("reach") > last_day
-    complete = (pl.col("months") == 3) & (reaches | pl.col("undated").fill_null(False))
-    reason = (
-        pl.when(pl.col("months") == 0)
-        .then(pl.format("no charges in {} (last billing month loaded: {})", pl.lit(chosen.label), pl.col("last_month").dt.strftime("%Y-%m")))
-        .when(pl.col("months") < 3)
-        .then(pl.format("{} of the quarter's 3 billing months loaded (latest {})", pl.col("months"), pl.col("last_month").dt.strftime("%Y-%m")))
-        .when(~complete)
-        .then(pl.format("charges reach only {}", pl.col("reach").dt.strftime("%Y-%m-%d %H:%M")))
-    )  # fmt: skip
-    return frame.with_columns(complete=complete, reason=reason).drop("undated")
-
-
-@dataclasses.dataclass(frozen=True)
-class Readiness:
-    """Whether a quarter's reports may be published: the quarter (None when none could be
-    chosen) and the reasons they may not (empty: publish)."""
-
-    quarter: Quarter | None
-    reasons: tuple[str, ...]
-
-    @property
-    def complete(self) -> bool:
-        return self.quarter is not None and not self.reasons
-
-
-def readiness(wh: Warehouse, quarter: Quarter | str | None, runs: Sequence[SourceRun] = ()) -> Readiness:
-    """Decide whether the reports of ``quarter`` (default: the last complete one) rest on complete data.
-
-    Not complete when a source of this run failed (its data may be stale or partial), or when
-    :func:`quarter_coverage` finds a billing account whose quarter is not complete. Without
-    ``quarter``, :func:`~finops.periods.latest_complete_quarter` picks it; when no quarter is
-    complete, or the warehouse cannot be read, ``quarter`` is None and the reason says why.
-    """
-    reasons = [f"source {r.name!r} failed in this run" for r in runs if r.status == "failed"]
-    try:
-        chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
-        coverage = quarter_coverage(wh, chosen)
-    except FinopsError as exc:  # no complete quarter, no warehouse yet (every source failed), …
-        return Readiness(None, (*reasons, str(exc)))
-    for row in coverage.filter(~pl.col("complete")).iter_rows(named=True):  # one row per billing account
-        reasons.append(f"{chosen}: {row['provider']} account {row['billing_account']}: {row['reason']}")
-    if coverage.height == 0:
-        reasons.append(f"{chosen}: no charges loaded for the quarter")
-    return Readiness(chosen, tuple(reasons))

@@ -7,7 +7,7 @@ module turns them into unit costs a CFO can compare across models, teams and mon
   requests, tokens, cost, cost per 1M tokens (blended), per 1M input and per 1M output
   tokens, and per request; optionally per month or week.
 * :func:`agent_task_unit_costs`: the distribution of the cost of one agent task (median,
-  p90, mean, max) per agent, built on :func:`finops.usage.task_costs`.
+  p90, mean, max) per agent, built on :func:`finops.analyses.usage.task_costs`.
 * :func:`self_hosted_unit_costs`: for models served from our own GPUs (``[[self_hosted]]``
   in finops.toml), the GPU charges of their endpoint divided by the tokens they served.
 
@@ -16,7 +16,7 @@ One source per provider
 The same calls can reach `llm_requests` twice: through the LiteLLM gateway and as OTel
 traces of the agent that made them, or through the gateway and the provider's usage API.
 Adding them would double count. For each provider (named as
-:func:`connectors.pricing.provider_key_sql` names it, so Azure OpenAI's ``azure`` and OTel's
+:func:`finops.warehouse.keys.provider_key_sql` names it, so Azure OpenAI's ``azure`` and OTel's
 ``azure.ai.openai`` are one provider) and calendar month, only the rows of one source are
 kept: the first of :data:`SOURCE_PRIORITY` that has rows (the gateway sees every call; a
 provider's usage API sees all of that provider's; traces see one agent). ``source`` overrides
@@ -47,9 +47,9 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import polars as pl
 
-from connectors.pricing import resolved_prices_sql, provider_key_sql
+from finops.analyses.usage import SOURCE_PRIORITY, task_costs
 from finops.exceptions import AnalysisError
-from finops.usage import SOURCE_PRIORITY, task_costs
+from finops.warehouse.keys import provider_key_sql, resolved_prices_sql
 
 if TYPE_CHECKING:
     from finops.config import Config
@@ -207,10 +207,10 @@ def _with_group_columns(requests: ibis.Table, by: tuple[str, ...], config: Confi
 
 def _with_request_department(requests: ibis.Table, config: Config) -> ibis.Table:
     try:
-        from finops.chargeback import with_request_department
+        from finops.analyses.chargeback import with_request_department
     except ImportError:  # the chargeback module is written in parallel (issue 6)
         raise AnalysisError(
-            "per-department unit costs need finops.chargeback.with_request_department, which is not there yet",
+            "per-department unit costs need finops.analyses.chargeback.with_request_department, which is not there yet",
             hint="group by team or project_id instead",
         ) from None
     return with_request_department(requests, config)
@@ -292,7 +292,7 @@ def token_unit_costs(
         Grouping columns, any of :data:`UNIT_BYS`: ``provider`` (one name per provider:
         ``azure`` covers Azure OpenAI whatever the source calls it), ``model``, ``source``,
         ``team``, ``project_id``, ``agent_id``, ``department`` (needs ``config``; from
-        :func:`finops.chargeback.with_request_department`), ``call_type``.
+        :func:`finops.analyses.chargeback.with_request_department`), ``call_type``.
     grain
         None for the whole period, or ``"month"`` / ``"week"`` (ISO weeks from Monday) to add
         a ``period`` column (the first day) for the same figures over time.
@@ -346,7 +346,7 @@ def agent_task_unit_costs(
 ) -> pl.DataFrame:
     """The cost of one agent task, per agent: how many tasks, and the median, p90, mean and max.
 
-    Built on :func:`finops.usage.task_costs` (one row per task: its model calls and cost).
+    Built on :func:`finops.analyses.usage.task_costs` (one row per task: its model calls and cost).
     A task belongs to the period (and ``grain`` period) of its first model call. Each source
     stays on its own rows (a task seen by the gateway and by the agent's traces is the same
     task: never add the two); ``source`` keeps one.

@@ -24,7 +24,7 @@ ours, or is measured from the warehouse, and says so in ``assumptions``.
 
 Token what-ifs (caching, routing, batch) price the period's gateway tokens at the list
 prices in `prices` (``finops ingest prices``), one source per provider as
-:mod:`finops.unit_economics` chooses it: a saving is a list-price difference, so negotiated
+:mod:`finops.analyses.unit_economics` chooses it: a saving is a list-price difference, so negotiated
 discounts scale it down in proportion.
 """
 
@@ -41,16 +41,16 @@ import ibis
 import ibis.expr.datatypes as dt
 import polars as pl
 
-from finops.classify import classify, is_ai, rules_for
-from finops.exceptions import AnalysisError
-from finops.periods import Quarter
-from finops.unit_economics import (
+from finops.analyses.classify import classify, is_ai, rules_for
+from finops.analyses.unit_economics import (
     check_period,
     choose_sources,
     requests_with_prices,
     self_hosted_charges_expr,
     time_billed_hours,
 )
+from finops.exceptions import AnalysisError
+from finops.periods import Quarter
 
 if TYPE_CHECKING:
     from finops.config import Config
@@ -219,7 +219,7 @@ def token_usage(wh: Warehouse, start: date, end: date, *, source: str | Sequence
     One row per provider (one name per provider), model, ``batch_tier`` (the request already
     ran at a batch or flex tier) and price set: ``requests``, ``input_tokens`` (fresh),
     ``cached_input_tokens``, ``cache_write_tokens``, ``output_tokens`` and the standard list
-    prices per token of :func:`finops.unit_economics.requests_with_prices` (DECIMAL(38, 18)).
+    prices per token of :func:`finops.analyses.unit_economics.requests_with_prices` (DECIMAL(38, 18)).
     Rows of models without a price are left out (a what-if cannot price them).
     """
     with wh.ibis() as con:
@@ -348,7 +348,7 @@ def model_prices(usage: pl.DataFrame, provider: str | None, model: str) -> dict[
 
 def lookup_prices(wh: Warehouse, provider: str, model: str, day: date) -> dict[str, Decimal] | None:
     """List prices of any model from `prices` (as the gateway pricing matches them), or None."""
-    from connectors.pricing import resolved_prices_sql
+    from finops.warehouse.keys import resolved_prices_sql
 
     wanted = "SELECT ? AS provider, ? AS model, CAST(? AS TIMESTAMP) AS period_start"
     resolved = resolved_prices_sql("wanted", lambda name: f's."{name}"', "(SELECT * FROM prices)")
@@ -495,7 +495,7 @@ def gpu_spend(
     """The GPU/accelerator spend a GPU what-if acts on, and what it is.
 
     With ``[[self_hosted]]`` models configured and ``workload`` 'inference': the charges of
-    their endpoints (:func:`finops.unit_economics.self_hosted_charges_expr`). Otherwise the
+    their endpoints (:func:`finops.analyses.unit_economics.self_hosted_charges_expr`). Otherwise the
     AI charges billed by time (instance hours or seconds; token meters excluded) whose
     workload class is ``workload`` (None: every AI class): GPU instances, endpoints, training
     jobs. EffectiveCost, charges starting in [start, end).

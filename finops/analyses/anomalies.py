@@ -57,10 +57,10 @@ import ibis
 import polars as pl
 from ibis import _
 
+from finops.analyses.spend import _charged_between, _check_range, _with_cost, with_department
+from finops.analyses.usage import SOURCE_PRIORITY, task_costs
 from finops.config import Config, CostBasis
 from finops.exceptions import AnalysisError
-from finops.spend import _charged_between, _check_range, _with_cost, with_department
-from finops.usage import SOURCE_PRIORITY, task_costs
 
 if TYPE_CHECKING:
     from finops.warehouse import Warehouse
@@ -333,7 +333,7 @@ def cost_anomalies(
     wh
         The warehouse.
     config
-        The finops.toml: departments, by sub account and tags (:func:`finops.spend.with_department`).
+        The finops.toml: departments, by sub account and tags (:func:`finops.analyses.spend.with_department`).
     start, end
         Days to report (ChargePeriodStart's UTC date), ``end`` exclusive. The baseline also
         reads the ``2 × window + 7 × weeks + 7`` days before ``start``.
@@ -386,7 +386,7 @@ def cost_anomalies(
         raise AnalysisError(
             "anomaly thresholds must be positive (threshold > 0, min_impact ≥ 0, min_relative ≥ 0, "
             "min_spread ≥ 0, max_growth ≥ 1)",
-            hint="see finops.anomalies.cost_anomalies for the defaults",
+            hint="see finops.analyses.anomalies.cost_anomalies for the defaults",
         )
     fetch_start = start - timedelta(days=_history_days(window, weeks))
     with wh.ibis() as con:
@@ -456,7 +456,7 @@ def agent_anomalies(
         The warehouse.
     start, end
         Tasks with a model call starting in this range (``end`` exclusive), as
-        :func:`finops.usage.task_costs` selects them.
+        :func:`finops.analyses.usage.task_costs` selects them.
     source
         One ``llm_requests`` source ('otel', 'langfuse', 'litellm'); all when omitted. Each
         source is judged on its own: the same run seen by the gateway and by its traces
@@ -470,7 +470,7 @@ def agent_anomalies(
     min_tasks
         Agents with fewer tasks in the range have no norm and are skipped (10).
     one_source
-        Keep, per agent, only the first source of :data:`finops.usage.SOURCE_PRIORITY` that
+        Keep, per agent, only the first source of :data:`finops.analyses.usage.SOURCE_PRIORITY` that
         flagged it (a report lists each runaway task once, not once per source).
 
     Returns
@@ -503,7 +503,7 @@ def agent_anomalies(
 
 
 def runaway_tasks(tasks: pl.DataFrame, *, k: float = 5.0, min_ratio: float = 3.0, min_tasks: int = 10) -> pl.DataFrame:
-    """The engine of :func:`agent_anomalies`, on :func:`finops.usage.task_costs` rows."""
+    """The engine of :func:`agent_anomalies`, on :func:`finops.analyses.usage.task_costs` rows."""
     agent = ["source", "agent_id"]
     t = tasks.select(
         "source",

@@ -18,7 +18,7 @@ Conventions shared by all views:
   the date of ChargePeriodStart (UTC).
 * Money columns stay exact: polars ``Decimal(38, 10)``. Shares (fractions of one) and
   ``*_pct`` changes (percent) are floats, for display.
-* "AI spend" is every charge whose :func:`finops.classify.classify` workload is not non-AI.
+* "AI spend" is every charge whose :func:`finops.analyses.classify.classify` workload is not non-AI.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import ibis.expr.types as ir
 import polars as pl
 from ibis import _
 
-from finops.classify import WORKLOADS, classify, is_ai, is_fallback_rule, rules_for
+from finops.analyses.classify import WORKLOADS, classify, is_ai, is_fallback_rule, rules_for
 from finops.config import COST_BASES, UNALLOCATED, Config, CostBasis
 from finops.exceptions import AnalysisError
 from finops.periods import Quarter
@@ -530,7 +530,7 @@ def spend_by_provider_service(
         Only AI spend.
     config
         The finops.toml, whose ``[[workload_rules]]`` are tried before the default rules
-        (optional: without it only :data:`finops.classify.RULES` classify).
+        (optional: without it only :data:`finops.analyses.classify.RULES` classify).
 
     Returns
     -------
@@ -573,12 +573,12 @@ def workload_split(
         ``"month"``, ``"quarter"`` or ``"day"``.
     config
         The finops.toml, whose ``[[workload_rules]]`` are tried before the default rules
-        (optional: without it only :data:`finops.classify.RULES` classify).
+        (optional: without it only :data:`finops.analyses.classify.RULES` classify).
 
     Returns
     -------
     pl.DataFrame
-        ``period`` (date), ``workload``, ``cost`` (Decimal), in :data:`finops.classify.WORKLOADS`
+        ``period`` (date), ``workload``, ``cost`` (Decimal), in :data:`finops.analyses.classify.WORKLOADS`
         order within each period. Non-AI spend is included: filter it out for an AI-only chart.
 
     Why
@@ -813,7 +813,7 @@ def classification_coverage(
         ``fallback_cost`` (Decimal, summing exactly to ``ai_cost``), ``fallback_rules`` (the
         fallback rule ids that fired), ``specific_share`` and ``fallback_share`` (floats of
         ``ai_cost``; NULL when it is zero). A fallback is a rule of
-        :func:`finops.classify.is_fallback_rule`.
+        :func:`finops.analyses.classify.is_fallback_rule`.
 
     Why
     ---

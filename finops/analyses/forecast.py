@@ -1,7 +1,7 @@
 """Spend forecasts: next quarter per department or workload class, with intervals and a backtest.
 
 Each series is the daily spend of one department (Unallocated included) or one workload class
-(:func:`finops.spend.daily_spend`, days without charges filled with zero from the series' first
+(:func:`finops.analyses.spend.daily_spend`, days without charges filled with zero from the series' first
 day). Three statsforecast models are fitted per series:
 
 * ``AutoETS`` with weekly seasonality (``season_length=7``): trend and weekday pattern, for
@@ -49,7 +49,7 @@ money (:func:`quarter_forecast`, :func:`forecast_vs_actual`) round them to cents
 ``Decimal``; actuals stay exact decimals.
 
 statsforecast takes seconds to import, so it is imported inside the functions that fit:
-``import finops.forecast`` stays cheap.
+``import finops.analyses.forecast`` stays cheap.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def spend_series(
     ---
     A model reads a missing day as "unknown"; for spend it means nothing was spent.
     """
-    from finops.spend import daily_spend
+    from finops.analyses.spend import daily_spend
 
     frame = daily_spend(wh, start, end, basis=_basis(config, basis), by=_check_by(by), config=config)
     return complete_days(frame.rename({by: "series"}).select("series", "date", "cost"), end)
