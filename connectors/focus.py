@@ -36,13 +36,13 @@ from connectors.files import (
     sql_literal,
     verify_gzip,
 )
+from connectors.staging import checksums, errors_quarantine_sql, first_line, no_progress, reading, stage_files
 from finops.exceptions import NotFocusError, SourceError
 from finops.warehouse import (
     FOCUS_COLUMNS,
     MONEY,
     PARTITION_COLUMNS,
     LoadResult,
-    SourceFile,
     Warehouse,
 )
 
@@ -164,16 +164,12 @@ def ingest(
     """Load FOCUS files matching ``patterns`` into ``charges``; return what was read and loaded."""
     paths = expand(patterns, suffixes=(".csv", ".csv.gz", ".parquet", ".pq", ".tsv", ".tsv.gz"))
     files = inspect(paths)
-    report = progress or (lambda *_: None)
+    report = progress or no_progress
     total = len(files)
-    report("checksums", 0, total)
-    sources = [SourceFile.of(f.path) for f in files]
+    sources = checksums([f.path for f in files], report)
     uri = ", ".join(str(p) for p in patterns)
     with wh.load(source, uri, sources) as batch:
-        rows_read = 0
-        for i, file in enumerate(files):
-            report(f"reading {file.path.name}", i, total)
-            rows_read += _stage_file(batch, i, file, first=i == 0)
+        rows_read = stage_files(batch, files, _stage_file, report, path=lambda f: f.path)
         report("replacing partitions", total, total)
         columns = ", ".join(f'"{c}"' for c in FOCUS_COLUMNS)
         result = batch.replace_partitions(
@@ -182,11 +178,8 @@ def ingest(
             " _file AS x_SourceFile, _row AS x_SourceRow FROM focus_rows WHERE len(_errors) = 0",
             partition_by=PARTITION_COLUMNS,
             rows_read=rows_read,
-            quarantine_sql=(
-                "SELECT _file AS file, _row AS row_number, regexp_extract(_errors[1], '^(\\w+):', 1) AS column_name,"
-                " array_to_string(_errors, '; ') AS reason, _raw AS raw_row FROM focus_rows WHERE len(_errors) > 0"
-                " UNION ALL SELECT file, row_number, column_name, reason, raw_row FROM focus_rejects"
-            ),
+            quarantine_sql=errors_quarantine_sql("focus_rows", column_pattern=r"\w+")
+            + " UNION ALL SELECT file, row_number, column_name, reason, raw_row FROM focus_rejects",
         )
         period_totals = batch.period_totals()
         sample = batch.quarantine_sample()
@@ -197,10 +190,8 @@ def _stage_file(batch, index: int, file: FocusFile, *, first: bool) -> int:
     """Stage one file's rows (typed, with their errors) into focus_rows; return rows read."""
     raw = f"_raw_{index}"
     rejects = f"_rejects_{index}"
-    try:
+    with reading(file.path):
         batch.stage(raw, f"SELECT * FROM {read_sql(file.path, file.format, file.compression, rejects_table=rejects)}")
-    except Exception as exc:
-        raise SourceError(f"{file.path}: cannot be read: {_first_line(exc)}") from exc
     has_rejects = file.format == "csv"
     row_number = _row_number_sql(file, rejects if has_rejects else None, batch)
     select = _typed_select(file, raw, row_number)
@@ -312,5 +303,4 @@ def _is_numeric(src_type: str) -> bool:
     return src_type.startswith(("DECIMAL", "DOUBLE", "FLOAT", "REAL", "INT", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER"))
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+_first_line = first_line  # the name aws_cur and azure import

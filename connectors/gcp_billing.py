@@ -82,6 +82,15 @@ import duckdb
 
 from connectors.files import expand, sql_literal, verify_gzip
 from connectors.focus import IngestReport
+from connectors.staging import (
+    checksums,
+    errors_quarantine_sql,
+    first_line,
+    lines_sql,
+    no_progress,
+    reading,
+    stage_files,
+)
 from finops.exceptions import SourceError
 from finops.warehouse import MONEY, PARTITION_COLUMNS, LoadBatch, LoadResult, SourceFile, Warehouse
 
@@ -200,16 +209,8 @@ def detect_kind(path: Path) -> tuple[FileKind, str | None]:
 
 
 def _lines_sql(path: Path, compression: str | None) -> str:
-    """Read a newline-delimited JSON file as one text column ``line``, one row per line.
-
-    A delimiter that valid JSON cannot contain unescaped (U+0001) and no quoting, so every
-    line arrives whole and in order, including lines that are not valid JSON.
-    """
-    comp = f", compression = {sql_literal(compression)}" if compression else ""
-    return (
-        f"read_csv({sql_literal(str(path))}, columns = {{'line': 'VARCHAR'}}, header = false, auto_detect = false,"
-        f" delim = '{chr(1)}', quote = '', escape = '', max_line_size = 268435456{comp})"
-    )
+    """Read a newline-delimited JSON file as one text column ``line``, one row per line (see :func:`lines_sql`)."""
+    return lines_sql(path, compression, max_line_size=268435456)
 
 
 def _json_rows_sql(path: Path, kind: FileKind, compression: str | None, *, lines_table: str | None = None) -> str:
@@ -313,9 +314,8 @@ def ingest_export(
     """
     paths = expand(patterns, suffixes=(".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz", ".parquet", ".pq"))
     files = inspect(paths)
-    report = progress or (lambda *_: None)
-    report("checksums", 0, len(files))
-    sources = [SourceFile.of(f.local_path) for f in files]
+    report = progress or no_progress
+    sources = checksums([f.local_path for f in files], report)
     return _load(wh, files, sources, ", ".join(str(p) for p in patterns), report)
 
 
@@ -329,10 +329,7 @@ def _load(
 ) -> IngestReport:
     total = len(files)
     with wh.load(SOURCE_KIND, uri, sources) as batch:
-        rows_read = 0
-        for i, file in enumerate(files):
-            report(f"reading {file.path.name}", i, total)
-            rows_read += _stage_file(batch, i, file, first=i == 0)
+        rows_read = stage_files(batch, files, _stage_file, report, path=lambda f: f.path)
         report("replacing invoice months", total, total)
         if rows_read == 0:
             result = LoadResult(batch.batch_id, 0, 0, 0, 0, [])
@@ -343,10 +340,7 @@ def _load(
                 _charges_sql("gcp_typed", batch.batch_id),
                 partition_by=PARTITION_COLUMNS,
                 rows_read=rows_read,
-                quarantine_sql=(
-                    "SELECT _file AS file, _row AS row_number, regexp_extract(_errors[1], '^([\\w.]+):', 1) AS column_name,"
-                    " array_to_string(_errors, '; ') AS reason, _raw AS raw_row FROM gcp_typed WHERE len(_errors) > 0"
-                ),
+                quarantine_sql=errors_quarantine_sql("gcp_typed"),
                 state=state,
             )
         period_totals = batch.period_totals()
@@ -374,12 +368,10 @@ def _stage_file(batch: LoadBatch, index: int, file: ExportFile, *, first: bool) 
         f" list_filter([{', '.join(shape_checks)}]::VARCHAR[], e -> e IS NOT NULL) AS _shape"
         f" FROM ({rows})"
     )
-    try:
+    with reading(file.path):
         if lines:  # staged first: a table keeps the file's line order, so rowid is the line number
             batch.stage(lines, f"SELECT line FROM {_lines_sql(file.local_path, file.compression)}")
         staged = batch.stage("gcp_rows", select, append=not first)
-    except Exception as exc:
-        raise SourceError(f"{file.path}: cannot be read: {_first_line(exc)}") from exc
     if lines:
         batch.execute(f'DROP TABLE "{lines}"')
     return staged
@@ -819,6 +811,4 @@ def _api_message(exc: BaseException) -> str:
     return _first_line(message) if isinstance(message, str) else str(message)
 
 
-def _first_line(exc: BaseException | str) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+_first_line = first_line

@@ -125,10 +125,10 @@ from connectors.otel import (
     file_totals,
     finish_load,
     request_totals,
-    stage_documents,
 )
+from connectors.staging import checksums, documents_stager, no_progress, stage_files
 from finops.exceptions import SourceError
-from finops.warehouse import MONEY, LoadBatch, SourceFile, Warehouse
+from finops.warehouse import MONEY, LoadBatch, Warehouse
 
 SOURCE_KIND = "langfuse"
 
@@ -214,15 +214,9 @@ def ingest(
 ) -> TraceIngestReport:
     """Load the GENERATION/EMBEDDING observations of Langfuse exports into ``llm_requests``."""
     paths = expand(patterns, suffixes=(".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz"))
-    report = progress or (lambda *_: None)
-    sources = []
-    for i, path in enumerate(paths):
-        report("checksums", i, len(paths))
-        sources.append(SourceFile.of(path))
-    with wh.load(SOURCE_KIND, ", ".join(str(p) for p in patterns), sources) as batch:
-        for i, path in enumerate(paths):
-            report(f"reading {path.name}", i, len(paths))
-            stage_documents(batch, "langfuse_docs", path, first=i == 0, accept=_check_export_line)
+    report = progress or no_progress
+    with wh.load(SOURCE_KIND, ", ".join(str(p) for p in patterns), checksums(paths, report)) as batch:
+        stage_files(batch, paths, documents_stager("langfuse_docs", _check_export_line), report)
         batch.stage("langfuse_observations", _observations_sql("langfuse_docs"))
         batch.execute("DROP TABLE langfuse_docs")  # the only table that held content; free it early
         batch.stage(

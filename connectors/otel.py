@@ -108,10 +108,18 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.files import expand, sql_literal, verify_gzip
+from connectors.files import expand, sql_literal
 from connectors.pricing import price_staged
+from connectors.staging import (
+    checksums,
+    documents_stager,
+    errors_quarantine_sql,
+    no_progress,
+    stage_documents,  # noqa: F401 - the name otel offered; it lives in staging now
+    stage_files,
+)
 from finops.exceptions import SourceError
-from finops.warehouse import LLM_REQUESTS_COLUMNS, LoadBatch, LoadResult, SourceFile, Warehouse
+from finops.warehouse import LLM_REQUESTS_COLUMNS, LoadBatch, LoadResult, Warehouse
 
 SOURCE_KIND = "otel"
 
@@ -241,15 +249,9 @@ def ingest(
 ) -> TraceIngestReport:
     """Load the model-call spans of OTLP JSON trace exports matching ``patterns`` into ``llm_requests``."""
     paths = expand(patterns, suffixes=(".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz"))
-    report = progress or (lambda *_: None)
-    sources = []
-    for i, path in enumerate(paths):
-        report("checksums", i, len(paths))
-        sources.append(SourceFile.of(path))
-    with wh.load(SOURCE_KIND, ", ".join(str(p) for p in patterns), sources) as batch:
-        for i, path in enumerate(paths):
-            report(f"reading {path.name}", i, len(paths))
-            stage_documents(batch, "otel_docs", path, first=i == 0, accept=_check_otlp_line)
+    report = progress or no_progress
+    with wh.load(SOURCE_KIND, ", ".join(str(p) for p in patterns), checksums(paths, report)) as batch:
+        stage_files(batch, paths, documents_stager("otel_docs", _check_otlp_line), report)
         batch.stage("otel_spans", _with_model_call_flag(_spans_sql("otel_docs")))
         batch.stage("otel_walk", ancestor_walk_sql("otel_spans", "trace_id", "span_id", "parent_span_id"))
         report("resolving agents and tasks", len(paths), len(paths))
@@ -262,63 +264,6 @@ def ingest(
 
 
 # -- reading files --------------------------------------------------------------------------
-
-
-def _lines_sql(path: Path) -> str:
-    """The file's lines as one text column ``line`` (U+0001 delimiter, no quoting: lines arrive whole)."""
-    comp = ", compression = 'gzip'" if path.name.lower().endswith(".gz") else ""
-    return (
-        f"read_csv({sql_literal(str(path))}, columns = {{'line': 'VARCHAR'}}, header = false, auto_detect = false,"
-        f" delim = '{chr(1)}', quote = '', escape = '', max_line_size = 1073741824{comp})"
-    )
-
-
-def stage_documents(
-    batch: LoadBatch, table: str, path: Path, *, first: bool, accept: Callable[[LoadBatch, str, Path], None]
-) -> int:
-    """Stage the JSON documents of one file as (_file, _line, doc JSON) in ``table``.
-
-    JSON lines, one document per line, or the whole file as one JSON document (then _line 1).
-    A line that is not JSON (in a file that is not one document either) is a SourceError
-    naming the file and line. ``accept`` checks the staged documents' shape and raises.
-    """
-    name = str(path)
-    if path.name.lower().endswith(".gz"):
-        verify_gzip(path)  # DuckDB would read a truncated .gz up to the cut and call it done
-    try:
-        # Staged first: a table keeps the file's line order, so rowid gives the line number.
-        batch.stage("_doc_raw", f"SELECT line FROM {_lines_sql(path)}")
-        batch.stage("_doc_lines", "SELECT rowid + 1 AS _line, line FROM _doc_raw")
-        batch.execute("DROP TABLE _doc_raw")
-    except Exception as exc:
-        raise SourceError(f"{path}: cannot be read: {str(exc).splitlines()[0]}") from exc
-    bad = batch.execute(
-        "SELECT min(_line) FROM _doc_lines WHERE nullif(trim(line), '') IS NOT NULL AND NOT json_valid(line)"
-    ).fetchone()[0]
-    if bad is None:
-        select = (
-            f"SELECT {sql_literal(name)} AS _file, _line, line::JSON AS doc FROM _doc_lines"
-            " WHERE nullif(trim(line), '') IS NOT NULL"
-        )
-    else:
-        whole = batch.execute(
-            "SELECT json_valid(string_agg(line, chr(10) ORDER BY _line)) FROM _doc_lines"
-        ).fetchone()[0]
-        if not whole:
-            raise SourceError(
-                f"{path}: line {bad} is not valid JSON (nor is the file one JSON document)",
-                hint="each line must be one complete JSON export; re-export the file, or remove the broken line",
-            )
-        select = (
-            f"SELECT {sql_literal(name)} AS _file, 1::BIGINT AS _line,"
-            " string_agg(line, chr(10) ORDER BY _line)::JSON AS doc FROM _doc_lines"
-        )
-    staged = batch.stage(f"_{table}_file", select)
-    accept(batch, f"_{table}_file", path)
-    batch.stage(table, f'SELECT * FROM "_{table}_file"', append=not first)
-    batch.execute(f'DROP TABLE "_{table}_file"')
-    batch.execute("DROP TABLE _doc_lines")
-    return staged
 
 
 def _check_otlp_line(batch: LoadBatch, table: str, path: Path) -> None:
@@ -612,11 +557,8 @@ def finish_load(
         partition_by=("x_Source", "request_id"),
         rows_read=rows_read,
         also_delete_where=also_delete_where,
-        quarantine_sql=(
-            f"SELECT _file AS file, _line AS row_number, regexp_extract(_errors[1], '^([\\w.]+):', 1) AS column_name,"
-            " array_to_string(_errors, '; ') AS reason,"
-            " to_json({'trace_id': trace_id, 'span_id': span_id}) AS raw_row"
-            f' FROM "{typed}" WHERE len(_errors) > 0'
+        quarantine_sql=errors_quarantine_sql(
+            typed, row="_line", raw="to_json({'trace_id': trace_id, 'span_id': span_id})"
         ),
     )
 

@@ -21,11 +21,12 @@ import pytest
 from finops.analyses import spend
 from finops.config import load_config
 from finops.exceptions import ReportError
+from finops.periods import Quarter
 from finops.reports import narrative
 from finops.reports import render as report
 from finops.warehouse import PARTITION_COLUMNS, Warehouse
 
-QUARTER = "2026Q3"
+QUARTER = Quarter(2026, 3)
 CHARTS = 7
 Q3_START, Q3_END = date(2026, 7, 1), date(2026, 10, 1)
 
@@ -221,7 +222,7 @@ def test_failed_run_publishes_nothing_and_names_the_cell(company, tmp_path):
     stale = tmp_path / "quarterly-review-1999Q1.html"
     stale.write_text("an old review", encoding="utf-8")
     with pytest.raises(ReportError) as caught:
-        report.render_quarterly("1999Q1", warehouse=wh.path, config=config, out_dir=tmp_path, progress=False)
+        report.render_quarterly(Quarter(1999, 1), warehouse=wh.path, config=config, out_dir=tmp_path, progress=False)
     message = str(caught.value)
     assert "spend.quarter_summary" in message  # the failing cell's first line
     assert re.search(r"cell \d+", message)
@@ -322,7 +323,8 @@ def test_the_reviews_numbers_are_the_finops_functions(company, rendered):
         assert f">{money(total)}<" in html, department
     for invoice in chargeback.reconciliation(wh, config, QUARTER)["invoice_total"]:
         assert f">{money(invoice)}<" in html
-    outlook = forecast.quarter_forecast(wh, config, by="department", quarter="2026Q4").filter(pl.col("series") == "Total")
+    next_quarter = forecast.quarter_forecast(wh, config, by="department", quarter=Quarter(2026, 4))
+    outlook = next_quarter.filter(pl.col("series") == "Total")
     assert f"forecast at {narrative.markdown_text(money(outlook['forecast'][0]))}".replace("\\", "") in html.replace("\\", "")
     assert "none are set for this quarter" in html  # the fixture's finops.toml has no budgets
     past = forecast.forecast_vs_actual(wh, config, QUARTER).filter(pl.col("series") == "Total")

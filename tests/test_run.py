@@ -29,6 +29,7 @@ from finops.cli import cli
 from finops.config import parse_config
 from finops.exceptions import ConfigError
 from finops.ingest import sources
+from finops.periods import Quarter
 from finops.reports import render as report
 from finops.warehouse import Warehouse
 from tests.finops.warehouse_rows import charge, insert_charges
@@ -90,12 +91,12 @@ def _config(root: Path, sources_toml: str) -> Path:
 def _invoke(root: Path, config: Path, warehouse: Path, *args: str, statements: list | None = None) -> Result:
     """`finops run` in this process, the department statements recorded instead of rendered."""
 
-    def record_statements(quarter: str, *, warehouse: Path, config: Path, out_dir: Path, **_: Any) -> Path:
+    def record_statements(quarter: Quarter, *, warehouse: Path, config: Path, out_dir: Path, **_: Any) -> Path:
         index = Path(out_dir) / f"statements-{quarter}" / "index.html"
         index.parent.mkdir(parents=True, exist_ok=True)
         index.write_text("statements", encoding="utf-8")
         (statements if statements is not None else []).append(
-            {"quarter": quarter, "config": config, "warehouse": warehouse}
+            {"quarter": str(quarter), "config": config, "warehouse": warehouse}
         )
         return index
 
@@ -228,9 +229,9 @@ def test_allow_incomplete_publishes_anyway_but_the_failure_still_exits_1(
     sample_build, complete_copy, tmp_path, monkeypatch
 ):
     config = _config(tmp_path, BROKEN_SOURCES.replace("{exports}", str(sample_build.exports)))
-    rendered: list[str] = []
+    rendered: list[Quarter] = []
 
-    def record_quarterly(quarter: str, *, out_dir: Path, **_: Any) -> Path:
+    def record_quarterly(quarter: Quarter, *, out_dir: Path, **_: Any) -> Path:
         rendered.append(quarter)
         return Path(out_dir) / f"quarterly-review-{quarter}.html"
 
@@ -238,13 +239,13 @@ def test_allow_incomplete_publishes_anyway_but_the_failure_still_exits_1(
     statements: list[dict[str, Any]] = []
     result = _invoke(tmp_path, config, complete_copy, "--allow-incomplete", statements=statements)
     assert result.exit_code == 1
-    assert rendered == ["2026Q3"] and [s["quarter"] for s in statements] == ["2026Q3"]
+    assert [str(q) for q in rendered] == ["2026Q3"] and [s["quarter"] for s in statements] == ["2026Q3"]
     assert "  published (data incomplete): " in result.output
 
 
 def test_a_quarter_whose_charges_are_missing_is_withheld_unless_allowed(complete_copy, tmp_path, monkeypatch):
     config = _config(tmp_path, '\n[[sources]]\nkind = "prices"\n')
-    rendered: list[str] = []
+    rendered: list[Quarter] = []
     monkeypatch.setattr(report, "render_quarterly", lambda quarter, **_: rendered.append(quarter) or Path("q.html"))
     statements: list[dict[str, Any]] = []
     withheld = _invoke(tmp_path, config, complete_copy, "--quarter", "2026Q4", statements=statements)
@@ -257,7 +258,7 @@ def test_a_quarter_whose_charges_are_missing_is_withheld_unless_allowed(complete
         tmp_path, config, complete_copy, "--quarter", "2026Q4", "--allow-incomplete", statements=statements
     )
     assert allowed.exit_code == 0, allowed.output
-    assert rendered == ["2026Q4"] and len(statements) == 1
+    assert [str(q) for q in rendered] == ["2026Q4"] and len(statements) == 1
 
 
 def test_coverage_flags_an_account_whose_last_month_stops_short(wh):
@@ -267,14 +268,14 @@ def test_coverage_flags_an_account_whose_last_month_stops_short(wh):
     rows += [charge(day="2026-05-10", BillingAccountId="payer-3")]  # billed last quarter, nothing since
     rows += [charge(day="2025-01-10", BillingAccountId="payer-4")]  # closed long ago: not judged
     insert_charges(wh, rows)
-    coverage = quarters.quarter_coverage(wh, "2026Q3")
+    coverage = quarters.quarter_coverage(wh, Quarter(2026, 3))
     by_account = {r["billing_account"]: r for r in coverage.iter_rows(named=True)}
     assert sorted(by_account) == ["payer-1", "payer-2", "payer-3"]
     assert by_account["payer-1"]["complete"] and by_account["payer-1"]["reason"] is None
     assert not by_account["payer-2"]["complete"]
     assert by_account["payer-2"]["reason"] == "charges reach only 2026-09-14 23:59"
     assert by_account["payer-3"]["months"] == 0 and not by_account["payer-3"]["complete"]
-    ready = quarters.readiness(wh, "2026Q3")
+    ready = quarters.readiness(wh, Quarter(2026, 3))
     assert len(ready.reasons) == 2 and not ready.complete
 
 

@@ -15,11 +15,12 @@ import pytest
 from finops.analyses import chargeback
 from finops.config import load_config
 from finops.exceptions import ReportError
+from finops.periods import Quarter
 from finops.reports import narrative
 from finops.reports import render as report
 from finops.warehouse import Warehouse
 
-QUARTER = "2026Q3"
+QUARTER = Quarter(2026, 3)
 DEPARTMENTS = ["Marketing", "Customer Support"]
 
 

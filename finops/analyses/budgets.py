@@ -131,7 +131,7 @@ def _alerts(spent: Decimal, projected: Decimal, budget: Decimal, rules: BudgetAl
 def budget_status(
     wh: Warehouse,
     config: Config,
-    quarter: Quarter | str | None = None,
+    quarter: Quarter,
     *,
     as_of: date | None = None,
     missing_ok: bool = False,
@@ -148,7 +148,8 @@ def budget_status(
     config
         The finops.toml: its ``[[budgets]]``, ``[budget_alerts]`` and cost basis.
     quarter
-        The quarter whose budgets to report; the quarter containing ``as_of`` when omitted.
+        The quarter whose budgets to report (``finops budgets`` defaults to the quarter
+        containing ``--as-of``, else the warehouse's last day).
     as_of
         The last day counted as spent (inclusive). Defaults to the warehouse's last day with
         charges, or the quarter's last day if that is earlier; days after the warehouse's last
@@ -176,9 +177,6 @@ def budget_status(
     on the October invoice.
     """
     first, last = forecast.data_range(wh)
-    if quarter is None:
-        quarter = Quarter.containing(as_of or last)
-    quarter = Quarter.parse(quarter)
     budgets = [b for b in config.budgets if b.quarter == quarter.label]
     if not budgets and missing_ok:
         return pl.DataFrame(schema=STATUS_SCHEMA)

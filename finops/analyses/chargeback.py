@@ -43,7 +43,6 @@ import ibis.expr.types as ir
 import polars as pl
 
 from finops.analyses.classify import accelerator_instance, drop_rule_inputs, rule_inputs, search
-from finops.analyses.quarters import latest_complete_quarter
 from finops.analyses.reconcile import BILLED_PROVIDER_SQL, GATEWAY_PROVIDER_SQL
 from finops.analyses.spend import _check_basis, _lookup, with_department
 from finops.analyses.usage import SOURCE_PRIORITY
@@ -369,13 +368,21 @@ def _allocations_sql(lines: str, requests: str, config: Config) -> str:
 # -- public functions --------------------------------------------------------------------------
 
 
-def _months(quarter: Quarter | str | None, wh: Warehouse, start: date | None, end: date | None) -> tuple[date, date]:
+def _months(quarter: Quarter | None, start: date | None, end: date | None) -> tuple[date, date]:
+    """The billing months [start, end): the quarter's, or the range given instead (never both, never neither)."""
     if start is not None or end is not None:
+        if quarter is not None:
+            raise AnalysisError(f"both {quarter} and {start} … {end} given", hint="give a quarter or start and end")
         if start is None or end is None or end <= start:
             raise AnalysisError(f"bad range {start} … {end}", hint="give both start and an exclusive end after it")
         return start, end
-    chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
-    return chosen.start, chosen.end
+    if quarter is None:
+        raise AnalysisError(
+            "no billing months given",
+            hint="pass a Quarter (finops.analyses.quarters.latest_complete_quarter(wh) picks the last complete one)"
+            " or start and end",
+        )
+    return quarter.start, quarter.end
 
 
 def _basis(config: Config, basis: CostBasis | None) -> CostBasis:
@@ -387,13 +394,13 @@ def _basis(config: Config, basis: CostBasis | None) -> CostBasis:
 def _allocations_query(
     wh: Warehouse,
     config: Config,
-    quarter: Quarter | str | None,
+    quarter: Quarter | None,
     basis: CostBasis | None,
     start: date | None,
     end: date | None,
 ) -> str:
     """The SQL of :func:`allocations` for the chosen billing months and basis."""
-    low, high = _months(quarter, wh, start, end)
+    low, high = _months(quarter, start, end)
     chosen = _basis(config, basis)
     with wh.ibis() as con:
         lines, requests = _charge_lines(con, config, low, high, chosen), _request_lines(con, config, low, high)
@@ -403,7 +410,7 @@ def _allocations_query(
 def allocations(
     wh: Warehouse,
     config: Config,
-    quarter: Quarter | str | None = None,
+    quarter: Quarter | None = None,
     *,
     basis: CostBasis | None = None,
     start: date | None = None,
@@ -416,8 +423,9 @@ def allocations(
     wh, config
         The warehouse and finops.toml (departments, ``[[shared_costs]]``, ``[[allocation_rules]]``).
     quarter
-        Billing months of this quarter (default: the last complete quarter in the warehouse);
-        or pass ``start`` and ``end`` (exclusive) for other billing months.
+        Billing months of this quarter; or leave it out and pass ``start`` and ``end``
+        (exclusive) for other billing months. One of the two is required: the default quarter
+        is the caller's choice (:func:`finops.analyses.quarters.latest_complete_quarter`).
     basis
         ``"effective"`` (EffectiveCost, amortized) or ``"billed"`` (BilledCost); default the
         config's ``[allocation] basis``.
@@ -438,7 +446,7 @@ def allocations(
 def chargeback(
     wh: Warehouse,
     config: Config,
-    quarter: Quarter | str | None = None,
+    quarter: Quarter | None = None,
     *,
     basis: CostBasis | None = None,
     start: date | None = None,
@@ -477,7 +485,7 @@ def chargeback(
 def reconciliation(
     wh: Warehouse,
     config: Config,
-    quarter: Quarter | str | None = None,
+    quarter: Quarter | None = None,
     *,
     basis: CostBasis | None = None,
     start: date | None = None,
@@ -491,7 +499,7 @@ def reconciliation(
     Departments and unallocated are rounded together by largest remainder, so ``difference``
     is 0.00 unless an allocation was lost: the check finance asks for.
     """
-    low, high = _months(quarter, wh, start, end)
+    low, high = _months(quarter, start, end)
     basis = _basis(config, basis)
     sql = _allocations_query(wh, config, quarter, basis, start, end)
     unallocated = _literal(UNALLOCATED)
@@ -549,11 +557,11 @@ def department_statement(
     wh: Warehouse,
     config: Config,
     department: str,
-    quarter: Quarter | str | None = None,
+    quarter: Quarter,
     *,
     basis: CostBasis | None = None,
 ) -> DepartmentStatement:
-    """The data of ``department``'s statement for ``quarter`` (default: the last complete one).
+    """The data of ``department``'s statement for ``quarter``.
 
     Its months add up to its rows in :func:`chargeback`; ``direct`` and ``shared`` are the
     unrounded :func:`allocations` grouped and rounded to the cent for display.
@@ -561,18 +569,17 @@ def department_statement(
     names = [*config.department_names, UNALLOCATED]
     if department not in names:
         raise AnalysisError(f"unknown department {department!r}", hint=f"one of: {', '.join(names)}")
-    chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
     basis = _basis(config, basis)
-    months = chargeback(wh, config, chosen, basis=basis).filter(pl.col("department") == department).drop("department")
-    previous_rows = chargeback(wh, config, chosen.previous(), basis=basis).filter(pl.col("department") == department)
+    months = chargeback(wh, config, quarter, basis=basis).filter(pl.col("department") == department).drop("department")
+    previous_rows = chargeback(wh, config, quarter.previous(), basis=basis).filter(pl.col("department") == department)
     previous = previous_rows["total_cost"].sum() if previous_rows.height else None
     total = months["total_cost"].sum() if months.height else None
-    rows = allocations(wh, config, chosen, basis=basis)
+    rows = allocations(wh, config, quarter, basis=basis)
     mine = rows.filter(pl.col("department") == department)
-    earlier = allocations(wh, config, chosen.previous(), basis=basis).filter(pl.col("department") == department)
+    earlier = allocations(wh, config, quarter.previous(), basis=basis).filter(pl.col("department") == department)
     totals = pl.DataFrame(
         {
-            "quarter": [chosen.label],
+            "quarter": [quarter.label],
             "direct_cost": [months["direct_cost"].sum() if months.height else None],
             "shared_cost": [months["shared_cost"].sum() if months.height else None],
             "total_cost": [total],
@@ -610,9 +617,8 @@ def department_statement(
         .rename({"method": "split"})
         .sort("cost", descending=True)
     )
-    return DepartmentStatement(
-        department, chosen, basis, months, totals, direct, shared, gateway_usage(wh, config, chosen, department=department)
-    )
+    usage = gateway_usage(wh, config, quarter, department=department)
+    return DepartmentStatement(department, quarter, basis, months, totals, direct, shared, usage)
 
 
 def _placed_by_gateway(rows: pl.DataFrame) -> Decimal:
@@ -621,9 +627,7 @@ def _placed_by_gateway(rows: pl.DataFrame) -> Decimal:
     return Decimal(placed or 0).quantize(Decimal("0.01"))
 
 
-def gateway_usage(
-    wh: Warehouse, config: Config, quarter: Quarter | str, *, department: str | None = None
-) -> pl.DataFrame:
+def gateway_usage(wh: Warehouse, config: Config, quarter: Quarter, *, department: str | None = None) -> pl.DataFrame:
     """Gateway and model-API calls of ``quarter`` by department, provider and model.
 
     One source per provider and month (:data:`SOURCE_PRIORITY`), so calls a gateway and a
@@ -631,10 +635,9 @@ def gateway_usage(
     input_tokens, output_tokens, cost (DECIMAL; NULL parts of unpriced calls are left out),
     unpriced_requests.
     """
-    chosen = Quarter.parse(quarter)
     with wh.ibis() as con:
         requests = con.table("llm_requests")
-        low, high = ibis.timestamp(chosen.start.isoformat()), ibis.timestamp(chosen.end.isoformat())
+        low, high = ibis.timestamp(quarter.start.isoformat()), ibis.timestamp(quarter.end.isoformat())
         t = with_request_department(requests.filter((requests.period_start >= low) & (requests.period_start < high)), config)
         sql = ibis.to_sql(t, dialect="duckdb")
     return wh.query(
@@ -655,7 +658,7 @@ def gateway_usage(
 
 
 def quarter_chargeback(
-    wh: Warehouse, config: Config, quarter: Quarter | str | None = None, *, basis: CostBasis | None = None
+    wh: Warehouse, config: Config, quarter: Quarter, *, basis: CostBasis | None = None
 ) -> pl.DataFrame:
     """Per department, the quarter's chargeback beside the previous quarter's: the review's table.
 
@@ -663,11 +666,10 @@ def quarter_chargeback(
     :func:`chargeback`), share (of the quarter's bill, a fraction), previous_total_cost (NULL
     without one) and change_pct. Largest first, Unallocated last.
     """
-    chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
     money = ("direct_cost", "shared_cost", "total_cost")
-    now = chargeback(wh, config, chosen, basis=basis).group_by("department").agg(pl.col(money).sum())
+    now = chargeback(wh, config, quarter, basis=basis).group_by("department").agg(pl.col(money).sum())
     before = (
-        chargeback(wh, config, chosen.previous(), basis=basis)
+        chargeback(wh, config, quarter.previous(), basis=basis)
         .group_by("department")
         .agg(previous_total_cost=pl.col("total_cost").sum())
     )

@@ -569,8 +569,12 @@ def forecast_days(
     )
 
 
-def _default_quarter(wh: Warehouse) -> Quarter:
-    """The quarter after the data's last day's quarter: the next one to plan for."""
+def quarter_to_plan(wh: Warehouse) -> Quarter:
+    """The quarter after the data's last day's quarter: the next one to plan for.
+
+    ``finops forecast`` forecasts it when no ``--quarter`` is given; the analyses below take
+    the quarter they are given.
+    """
     _, last = data_range(wh)
     return Quarter.containing(last).next()
 
@@ -598,7 +602,7 @@ def forecast_spend(
     config: Config,
     *,
     by: ForecastBy = "department",
-    quarter: Quarter | str | None = None,
+    quarter: Quarter,
     basis: CostBasis | None = None,
     levels: Sequence[int] = LEVELS,
 ) -> pl.DataFrame:
@@ -613,7 +617,7 @@ def forecast_spend(
     by
         ``"department"`` or ``"workload"``.
     quarter
-        The quarter to forecast; the quarter after the last one the data reaches when omitted.
+        The quarter to forecast (:func:`quarter_to_plan` is the next one to plan for).
         The forecast uses only data before the quarter's start (or all data, if the
         quarter starts later), so a past quarter gets the forecast one would have made then.
     basis
@@ -633,7 +637,6 @@ def forecast_spend(
     Next quarter's budget conversation starts from a number with a range, per owner.
     """
     by = _check_by(by)
-    quarter = Quarter.parse(quarter) if quarter else _default_quarter(wh)
     series, origin, summary, _ = _quarter_inputs(wh, config, quarter, by, basis)
     days = (quarter.end - origin).days
     return forecast_days(series, origin, days, summary, levels=levels).filter(pl.col("date") >= quarter.start)
@@ -660,7 +663,7 @@ def quarter_forecast(
     config: Config,
     *,
     by: ForecastBy = "department",
-    quarter: Quarter | str | None = None,
+    quarter: Quarter,
     basis: CostBasis | None = None,
     levels: Sequence[int] = LEVELS,
 ) -> pl.DataFrame:
@@ -691,7 +694,6 @@ def quarter_forecast(
     """
     by = _check_by(by)
     levels = _check_levels(levels)
-    quarter = Quarter.parse(quarter) if quarter else _default_quarter(wh)
     series, origin, summary, scale = _quarter_inputs(wh, config, quarter, by, basis)
     steps = (quarter.end - origin).days
     daily = forecast_days(series, origin, steps, summary, levels=levels).filter(pl.col("date") >= quarter.start)
@@ -727,7 +729,7 @@ def quarter_forecast(
 def forecast_vs_actual(
     wh: Warehouse,
     config: Config,
-    quarter: Quarter | str,
+    quarter: Quarter,
     *,
     by: ForecastBy = "department",
     basis: CostBasis | None = None,
@@ -756,7 +758,6 @@ def forecast_vs_actual(
     """
     by = _check_by(by)
     levels = _check_levels(levels)
-    quarter = Quarter.parse(quarter)
     first, last = data_range(wh)
     if last < quarter.end - timedelta(days=1):
         raise AnalysisError(

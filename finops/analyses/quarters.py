@@ -91,7 +91,7 @@ def _complete_quarters(months: pl.DataFrame) -> list[Quarter]:
 # -- may the quarter's reports be published? ------------------------------------------------------
 
 
-def quarter_coverage(wh: Warehouse, quarter: Quarter | str) -> pl.DataFrame:
+def quarter_coverage(wh: Warehouse, quarter: Quarter) -> pl.DataFrame:
     """How far each billing account's charges reach in ``quarter``: is its quarter complete?
 
     One row per (provider, billing account) that has charges in the quarter or in the quarter
@@ -110,9 +110,8 @@ def quarter_coverage(wh: Warehouse, quarter: Quarter | str) -> pl.DataFrame:
         ``last_month`` (latest billing month loaded, up to the quarter's end), ``complete``
         and ``reason`` (why not complete; null when complete).
     """
-    chosen = Quarter.parse(quarter)
-    last_month = chosen.months()[-1]
-    last_day = datetime.combine(chosen.end - timedelta(days=1), datetime.min.time())
+    last_month = quarter.months()[-1]
+    last_day = datetime.combine(quarter.end - timedelta(days=1), datetime.min.time())
     frame = wh.query(
         """
         WITH months AS (
@@ -130,13 +129,13 @@ def quarter_coverage(wh: Warehouse, quarter: Quarter | str) -> pl.DataFrame:
                bool_or(month = $last_month AND rows > 0 AND reach IS NULL) AS undated
         FROM months GROUP BY ALL ORDER BY provider, billing_account
         """,
-        {"previous": chosen.previous().start, "start": chosen.start, "end": chosen.end, "last_month": last_month},
+        {"previous": quarter.previous().start, "start": quarter.start, "end": quarter.end, "last_month": last_month},
     )
     reaches = pl.col("reach") > last_day
     complete = (pl.col("months") == 3) & (reaches | pl.col("undated").fill_null(False))
     reason = (
         pl.when(pl.col("months") == 0)
-        .then(pl.format("no charges in {} (last billing month loaded: {})", pl.lit(chosen.label), pl.col("last_month").dt.strftime("%Y-%m")))
+        .then(pl.format("no charges in {} (last billing month loaded: {})", pl.lit(quarter.label), pl.col("last_month").dt.strftime("%Y-%m")))
         .when(pl.col("months") < 3)
         .then(pl.format("{} of the quarter's 3 billing months loaded (latest {})", pl.col("months"), pl.col("last_month").dt.strftime("%Y-%m")))
         .when(~complete)
@@ -158,18 +157,22 @@ class Readiness:
         return self.quarter is not None and not self.reasons
 
 
-def readiness(wh: Warehouse, quarter: Quarter | str | None, runs: Sequence[Any] = ()) -> Readiness:
+def readiness(wh: Warehouse, quarter: Quarter | None, runs: Sequence[Any] = ()) -> Readiness:
     """Decide whether the reports of ``quarter`` (default: the last complete one) rest on complete data.
 
     Not complete when a source of this run failed (its data may be stale or partial), or when
     :func:`quarter_coverage` finds a billing account whose quarter is not complete. Without
     ``quarter``, :func:`~finops.analyses.quarters.latest_complete_quarter` picks it; when no quarter is
     complete, or the warehouse cannot be read, ``quarter`` is None and the reason says why.
+
+    Why None, here and nowhere else: ``finops run`` can only pick the default quarter after its
+    sources have loaded, and "no complete quarter" is then a reason to withhold the reports,
+    not an error. Every other analysis takes a :class:`~finops.periods.Quarter`.
     """
     # runs: this run's sources (finops.ingest.sources.SourceRun: name, status)
     reasons = [f"source {r.name!r} failed in this run" for r in runs if r.status == "failed"]
     try:
-        chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
+        chosen = quarter if quarter is not None else latest_complete_quarter(wh)
         coverage = quarter_coverage(wh, chosen)
     except FinopsError as exc:  # no complete quarter, no warehouse yet (every source failed), …
         return Readiness(None, (*reasons, str(exc)))

@@ -309,10 +309,9 @@ def daily_spend_expr(
 
 
 def quarter_summary_expr(
-    charges: ibis.Table, config: Config, quarter: Quarter | str, *, basis: CostBasis = "effective"
+    charges: ibis.Table, config: Config, quarter: Quarter, *, basis: CostBasis = "effective"
 ) -> ibis.Table:
     """The expression behind :func:`quarter_summary` (plus ``charge_rows``, the quarter's row count)."""
-    quarter = Quarter.parse(quarter)
     previous, year_ago = quarter.previous(), quarter.year_ago()
     relevant = charges.filter(
         _in_quarter(charges, quarter) | _in_quarter(charges, previous) | _in_quarter(charges, year_ago)
@@ -367,12 +366,11 @@ def quarter_summary_expr(
 
 
 def top_departments_expr(
-    charges: ibis.Table, config: Config, quarter: Quarter | str, *, n: int = 5, basis: CostBasis = "effective"
+    charges: ibis.Table, config: Config, quarter: Quarter, *, n: int = 5, basis: CostBasis = "effective"
 ) -> ibis.Table:
     """The expression behind :func:`top_departments`."""
     if n < 1:
         raise AnalysisError(f"top_departments needs n >= 1, got {n}")
-    quarter = Quarter.parse(quarter)
     previous = quarter.previous()
     relevant = charges.filter(_in_quarter(charges, quarter) | _in_quarter(charges, previous))
     t = with_department(classify(_with_cost(relevant, basis), rules_for(config)), config)
@@ -630,9 +628,7 @@ def daily_spend(
         return expr.to_polars()
 
 
-def quarter_summary(
-    wh: Warehouse, config: Config, quarter: Quarter | str, *, basis: CostBasis = "effective"
-) -> pl.DataFrame:
+def quarter_summary(wh: Warehouse, config: Config, quarter: Quarter, *, basis: CostBasis = "effective") -> pl.DataFrame:
     """The quarter's headline numbers, in one row: the first screen of the quarterly review.
 
     Parameters
@@ -642,7 +638,7 @@ def quarter_summary(
     config
         Departments (to count those with AI spend).
     quarter
-        A :class:`~finops.periods.Quarter` or text like ``"2026Q3"``. Selected by billing
+        The :class:`~finops.periods.Quarter`. Selected by billing
         month (BillingPeriodStart), so totals match the quarter's invoices.
     basis
         ``"effective"`` or ``"billed"``.
@@ -669,7 +665,6 @@ def quarter_summary(
     One row that the narrative, the charts' captions and the tests all read, so the
     review states each number once.
     """
-    quarter = Quarter.parse(quarter)
     with wh.ibis() as con:
         row = quarter_summary_expr(con.table("charges"), config, quarter, basis=basis).to_polars()
     if row["charge_rows"][0] == 0:
@@ -681,7 +676,7 @@ def quarter_summary(
 
 
 def top_departments(
-    wh: Warehouse, config: Config, quarter: Quarter | str, *, n: int = 5, basis: CostBasis = "effective"
+    wh: Warehouse, config: Config, quarter: Quarter, *, n: int = 5, basis: CostBasis = "effective"
 ) -> pl.DataFrame:
     """The departments with the most AI spend in a quarter, with their change from the quarter before.
 
@@ -692,7 +687,7 @@ def top_departments(
     config
         Departments, sub accounts and tag values.
     quarter
-        A :class:`~finops.periods.Quarter` or text like ``"2026Q3"`` (by billing month).
+        The :class:`~finops.periods.Quarter` (by billing month).
     n
         How many departments to return at most.
     basis

@@ -792,12 +792,12 @@ OPPORTUNITIES = (
 
 
 def savings_opportunities(
-    wh: Warehouse, config: Config | None, quarter: Quarter | str, **overrides: dict[str, Any]
+    wh: Warehouse, config: Config | None, quarter: Quarter, **overrides: dict[str, Any]
 ) -> pl.DataFrame:
     """Every what-if for one quarter, ranked by saving per quarter, in one table.
 
     ``overrides`` maps a what-if's name (:data:`OPPORTUNITIES`) to its keyword overrides,
-    e.g. ``savings_opportunities(wh, config, "2026Q3", prompt_caching={"cacheable_share":
+    e.g. ``savings_opportunities(wh, config, Quarter(2026, 3), prompt_caching={"cacheable_share":
     Decimal("0.6")}, model_routing={"share": Decimal("0.5")})``; ``source`` picks the
     `llm_requests` source of the token what-ifs (``source="litellm"``).
 
@@ -805,7 +805,6 @@ def savings_opportunities(
     row stands alone: the savings overlap (caching and routing touch the same tokens,
     quantization and on-prem the same GPUs), so they must not be added up.
     """
-    quarter = Quarter.parse(quarter)
     unknown = set(overrides) - set(OPPORTUNITIES) - {"source"}
     if unknown:
         raise AnalysisError(

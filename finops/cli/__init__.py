@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from finops.exceptions import FinopsError
+from finops.periods import Quarter
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -811,22 +812,14 @@ def _load_gateway(wh: Any, out_dir: Path, seed: int | None) -> None:
 
 
 def _load_delivery(wh: Any, delivery: Any, progress: Any) -> list[Any]:
-    """Load one sample-company delivery through the connector of its kind; the batches' results."""
-    if delivery.kind == "aws-cur":
-        from connectors import aws_cur
+    """Load one sample-company delivery through the registry's connector of its kind; the batches' results.
 
-        return [load.result for load in aws_cur.ingest(wh, str(delivery.root), progress=progress).loads]
-    if delivery.kind == "gcp-export":
-        from connectors import gcp_billing
+    AWS and Azure deliveries load from their export root (manifests, export runs); the others from their files.
+    """
+    from finops.ingest import sources
 
-        return [gcp_billing.ingest_export(wh, delivery.files, progress=progress).result]
-    if delivery.kind == "azure":
-        from connectors import azure
-
-        return [load.result for load in azure.ingest(wh, str(delivery.root), progress=progress).loads]
-    from connectors import focus
-
-    return [focus.ingest(wh, delivery.files, progress=progress).result]
+    uris = [str(delivery.root)] if delivery.kind in ("aws-cur", "azure") else [str(f) for f in delivery.files]
+    return list(sources.ingest_report(wh, sources.source(delivery.kind, uris), progress=progress).results)
 
 
 # -- query ------------------------------------------------------------------------------
@@ -938,6 +931,22 @@ def migrate(warehouse_path: Path | None) -> None:
 # -- chargeback ---------------------------------------------------------------------------
 
 
+def _quarter(wh: Any, text: str | None, *, default: Callable[[Any], Quarter] | None = None) -> Quarter:
+    """``--quarter`` as a Quarter; without it, ``default(wh)``: the last complete quarter in the warehouse
+    unless the command plans ahead (forecast, budgets). The one place a command's default quarter is decided:
+    analyses take the Quarter."""
+    from finops.analyses.quarters import latest_complete_quarter
+
+    if text:
+        return Quarter.parse(text)
+    return (default or latest_complete_quarter)(wh)
+
+
+def _basis(config: Any, text: str | None) -> str:
+    """``--basis``, else finops.toml's ``[allocation] basis`` (itself ``effective`` by default)."""
+    return text or config.basis
+
+
 @cli.command("chargeback")
 @click.option("--quarter", default=None, help="Quarter like 2026Q3 [default: the last complete quarter in the warehouse]")
 @click.option("--basis", type=click.Choice(["effective", "billed"]), default=None,
@@ -962,22 +971,20 @@ def chargeback_command(
       finops chargeback --reconcile
     """
     from finops.analyses import chargeback as charging
-    from finops.analyses.quarters import latest_complete_quarter
     from finops.config import load_config
-    from finops.periods import Quarter
 
     wh = _warehouse(warehouse_path)
     config = load_config(config_path)
-    chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
-    shown = basis or config.basis
+    chosen = _quarter(wh, quarter)
+    shown = _basis(config, basis)
     if reconcile:
-        frame = charging.reconciliation(wh, config, chosen, basis=basis)  # type: ignore[arg-type]
+        frame = charging.reconciliation(wh, config, chosen, basis=shown)  # type: ignore[arg-type]
         title = f"{chosen} invoices = departments + unallocated ({shown} cost, {config.currency})"
     elif detail:
-        frame = charging.allocations(wh, config, chosen, basis=basis)  # type: ignore[arg-type]
+        frame = charging.allocations(wh, config, chosen, basis=shown)  # type: ignore[arg-type]
         title = f"{chosen} allocations ({shown} cost, {config.currency})"
     else:
-        frame = charging.chargeback(wh, config, chosen, basis=basis)  # type: ignore[arg-type]
+        frame = charging.chargeback(wh, config, chosen, basis=shown)  # type: ignore[arg-type]
         title = f"{chosen} chargeback ({shown} cost, {config.currency})"
     _print_frame(frame, output_format, title=title)
 
@@ -1010,8 +1017,8 @@ def forecast_command(
 
     config = load_config(config_path)
     wh = _warehouse(warehouse_path)
-    frame = forecasting.quarter_forecast(wh, config, by=by, quarter=quarter)  # type: ignore[arg-type]
-    label = frame["quarter"][0] if frame.height else quarter
+    label = _quarter(wh, quarter, default=forecasting.quarter_to_plan)
+    frame = forecasting.quarter_forecast(wh, config, by=by, quarter=label)  # type: ignore[arg-type]
     if output_format == "table":  # the columns that fit a terminal; csv and json keep every one
         frame = frame.select(
             pl.col("series").alias(by),
@@ -1049,12 +1056,14 @@ def budgets_command(
       finops budgets --quarter 2026Q4 --format json
     """
     from finops.analyses import budgets as budgeting
+    from finops.analyses.forecast import data_range
     from finops.config import load_config
 
     config = load_config(config_path)
     wh = _warehouse(warehouse_path)
-    frame = budgeting.budget_status(wh, config, quarter, as_of=as_of.date() if as_of else None)
-    label = frame["quarter"][0] if frame.height else quarter
+    day = as_of.date() if as_of else None
+    label = _quarter(wh, quarter, default=lambda wh: Quarter.containing(day or data_range(wh)[1]))
+    frame = budgeting.budget_status(wh, config, label, as_of=day)
     as_of_text = f" as of {frame['as_of'][0]}" if frame.height else ""
     if output_format == "table":  # the columns that fit a terminal; csv and json keep every one
         frame = frame.select(
@@ -1112,10 +1121,8 @@ def anomalies(
       finops anomalies --quarter 2026Q3 --agents
     """
     from finops.analyses import anomalies as detecting
-    from finops.analyses.quarters import latest_complete_quarter
     from finops.config import load_config, resolve_path
     from finops.exceptions import AnalysisError
-    from finops.periods import Quarter
 
     if (start is None) != (end is None) or (quarter and start is not None):
         raise click.UsageError("give either --quarter or both --start and --end (e.g. --quarter 2026Q3)")
@@ -1123,7 +1130,7 @@ def anomalies(
     if start is not None:
         first, last = start.date(), end.date()
     else:
-        chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
+        chosen = _quarter(wh, quarter)
         first, last = chosen.start, chosen.end
     if agents:
         frame = detecting.agent_anomalies(wh, first, last)
@@ -1135,7 +1142,7 @@ def anomalies(
         raise AnalysisError(f"--min-impact {min_impact!r} is not a number", hint="e.g. --min-impact 500") from exc
     config = load_config(resolve_path(config_path))
     frame = detecting.cost_anomalies(
-        wh, config, first, last, basis=basis or config.basis, threshold=threshold, min_impact=impact
+        wh, config, first, last, basis=_basis(config, basis), threshold=threshold, min_impact=impact
     )
     if output_format == "table":
         # the explaining resource ids are long: csv and json have them, with every share
@@ -1148,16 +1155,13 @@ def anomalies(
 
 def _period(wh: Any, quarter: str | None, start: Any, end: Any) -> tuple[Any, Any, str]:
     """[start, end) from --start/--end, else --quarter, else the last complete quarter."""
-    from finops.analyses.quarters import latest_complete_quarter
-    from finops.periods import Quarter
-
     if (start is None) != (end is None):
         raise click.UsageError("give both --start and --end, or neither")
     if start is not None:
         if quarter:
             raise click.UsageError("give --quarter or --start/--end, not both")
         return start.date(), end.date(), f"{start:%Y-%m-%d} … {end:%Y-%m-%d}"
-    chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
+    chosen = _quarter(wh, quarter)
     return chosen.start, chosen.end, str(chosen)
 
 
@@ -1233,13 +1237,11 @@ def savings(quarter: str | None, output_format: str, warehouse_path: Path | None
       finops savings --quarter 2026Q3 --format csv
     """
     from finops.analyses import whatif
-    from finops.analyses.quarters import latest_complete_quarter
     from finops.config import load_config
-    from finops.periods import Quarter
 
     wh = _warehouse(warehouse_path)
     config = load_config(config_path)
-    chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
+    chosen = _quarter(wh, quarter)
     frame = whatif.savings_opportunities(wh, config, chosen)
     if output_format == "table":
         frame = frame.drop("assumptions")
@@ -1270,18 +1272,16 @@ def report_quarterly(
     quarter: str | None, out_dir: Path, pdf: bool, warehouse_path: Path | None, config_path: Path | None
 ) -> None:
     """Render the quarterly review to OUT/quarterly-review-QUARTER.html (and .pdf with --pdf)."""
-    from finops.analyses.quarters import latest_complete_quarter
     from finops.config import load_config, resolve_path
-    from finops.periods import Quarter
     from finops.reports import render as reporting
 
     wh = _warehouse(warehouse_path)
     config_file = resolve_path(config_path)
     load_config(config_file)  # fail here, with the line, rather than inside the notebook
-    chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
+    chosen = _quarter(wh, quarter)
     console.print(f"Rendering the {chosen} quarterly review from {wh.path} …")
     html = reporting.render_quarterly(
-        str(chosen),
+        chosen,
         warehouse=wh.path.resolve(),
         config=config_file.resolve() if config_file.exists() else None,
         out_dir=out_dir,
@@ -1308,17 +1308,15 @@ def report_departments(
     config_path: Path | None,
 ) -> None:
     """Render one statement per department to OUT/statements-QUARTER/, with an index.html."""
-    from finops.analyses.quarters import latest_complete_quarter
     from finops.config import resolve_path
-    from finops.periods import Quarter
     from finops.reports import render as reporting
 
     wh = _warehouse(warehouse_path)
-    chosen = Quarter.parse(quarter) if quarter else latest_complete_quarter(wh)
+    chosen = _quarter(wh, quarter)
     started = time.monotonic()
     with _progress() as progress:
         index = reporting.render_departments(
-            str(chosen), warehouse=wh.path.resolve(), config=resolve_path(config_path).resolve(), out_dir=out_dir,
+            chosen, warehouse=wh.path.resolve(), config=resolve_path(config_path).resolve(), out_dir=out_dir,
             departments=list(departments) or None,
             progress=lambda name, done, total: progress(f"statement: {name}", done, total),
         )  # fmt: skip
@@ -1373,8 +1371,7 @@ def run_command(
     from finops.periods import Quarter
     from finops.reports import render as reporting
 
-    if quarter:
-        quarter = Quarter.parse(quarter).label  # a typo fails now, not after an hour of loading
+    chosen = Quarter.parse(quarter) if quarter else None  # a typo fails now, not after an hour of loading
     config_file = resolve_path(config_path)
     config = load_config(config_file, required=True)
     if not config.sources:
@@ -1400,16 +1397,16 @@ def run_command(
 
     published: list[dict[str, str]] = []
     if not skip_reports:
-        ready = quarters.readiness(wh, quarter, runs)
+        ready = quarters.readiness(wh, chosen, runs)
         label = str(ready.quarter) if ready.quarter else "(no quarter)"
         for reason in ready.reasons:
             console.print(f"[yellow]incomplete:[/] {escape(reason)}")
         inputs = {"warehouse": wh.path.resolve(), "config": config_file.resolve(), "out_dir": out_dir}
         renders = {  # the cell-by-cell progress bar is for a terminal, not a cron log
             f"quarterly review {label}": lambda: reporting.render_quarterly(
-                label, **inputs, progress=err_console.is_terminal
+                ready.quarter, **inputs, progress=err_console.is_terminal
             ),
-            f"department statements {label}": lambda: reporting.render_departments(label, **inputs),
+            f"department statements {label}": lambda: reporting.render_departments(ready.quarter, **inputs),
         }
         for name, render in renders.items():
             if ready.quarter is None or (ready.reasons and not allow_incomplete):

@@ -756,28 +756,33 @@ def load(
 ) -> list[GatewayLoad]:
     """Load the gateway files into ``wh``: prices, LiteLLM (through Postgres when one starts), OpenAI, OTel.
 
+    The prices, LiteLLM (from Postgres) and OTel loads are sources like any in finops.toml and
+    go through the connector registry (:mod:`finops.ingest.registry`), as ``finops ingest`` would.
     LiteLLM: a throw-away Postgres is started, the spend-log rows are COPYed into its
-    "LiteLLM_SpendLogs" and read back by :func:`connectors.litellm.ingest`, exactly as from a
-    real proxy database; it is stopped at the end. When no Postgres can start (or
-    ``use_postgres`` is false) the same rows are loaded from the Parquet file with
-    ``connectors.litellm.ingest_rows`` when that entry point exists, and the returned note says so.
+    "LiteLLM_SpendLogs" and read back by the ``litellm`` connector, exactly as from a real proxy
+    database; it is stopped at the end. When no Postgres can start (or ``use_postgres`` is
+    false) the same rows are loaded from the Parquet file with ``connectors.litellm.ingest_rows``
+    when that entry point exists, and the returned note says so. The OpenAI pages are files
+    the API would have returned, so they load with ``openai_usage.load_pages``: no source kind
+    reads API pages from disk.
     """
-    from connectors import litellm, openai_usage, otel, pricing
+    from connectors import litellm, openai_usage
     from connectors.http_api import Page
+    from finops.ingest import sources
 
     loads: list[GatewayLoad] = []
-    prices = pricing.load_prices(wh, progress=progress)
-    loads.append(GatewayLoad("LiteLLM price map (bundled snapshot)", sum(p.result.rows_loaded for p in prices), 0))
+    prices = sources.ingest_report(wh, sources.source("prices"), progress=progress)
+    loads.append(GatewayLoad("LiteLLM price map (bundled snapshot)", prices.rows_loaded, 0))
     started = start_postgres() if use_postgres else (None, "Postgres not requested")
     if started[0] is not None:
         dsn, stop = started
         try:
             copied = copy_spend_logs(dsn, files)  # type: ignore[arg-type]
-            report = litellm.ingest(wh, dsn, progress=progress)  # type: ignore[arg-type]
+            report = sources.ingest_report(wh, sources.source("litellm", [dsn]), progress=progress)  # type: ignore[list-item]
         finally:
             stop()  # type: ignore[operator]
         loads.append(GatewayLoad(f"LiteLLM spend logs ({copied:,} rows via a throw-away Postgres)",
-                                 report.result.rows_loaded, report.result.rows_replaced))  # fmt: skip
+                                 report.rows_loaded, report.rows_replaced))  # fmt: skip
     else:
         why = started[1]
         rows_entry = getattr(litellm, "ingest_rows", None)
@@ -785,16 +790,16 @@ def load(
             note = f"not loaded: {why}, and connectors.litellm has no file entry point (ingest_rows)"
             loads.append(GatewayLoad("LiteLLM spend logs", 0, 0, note))
         else:
-            report = rows_entry(wh, files.spend_logs, progress=progress)
+            rows = rows_entry(wh, files.spend_logs, progress=progress)
             note = f"no Postgres ({why}): loaded the same rows from the file"
-            loads.append(GatewayLoad(f"LiteLLM spend logs from {files.spend_logs.name}", report.result.rows_loaded,
-                                     report.result.rows_replaced, note))  # fmt: skip
+            loads.append(GatewayLoad(f"LiteLLM spend logs from {files.spend_logs.name}", rows.result.rows_loaded,
+                                     rows.result.rows_replaced, note))  # fmt: skip
     usage_pages = [Page(openai_usage.COMPLETIONS_PATH, n, p.read_text(encoding="utf-8"))
                    for n, p in enumerate(files.openai_completions, 1)]  # fmt: skip
     cost_pages = [Page(openai_usage.COSTS_PATH, n, p.read_text(encoding="utf-8")) for n, p in enumerate(files.openai_costs, 1)]
     usage = openai_usage.load_pages(wh, WINDOW_START, WINDOW_END, usage_pages, cost_pages,
                                     uri=f"file://{files.out_dir / 'openai'}")  # fmt: skip
     loads.append(GatewayLoad("OpenAI usage and costs API pages", usage.result.rows_loaded, usage.result.rows_replaced))
-    traces = otel.ingest(wh, files.otel_traces, progress=progress)
-    loads.append(GatewayLoad("OTel traces of the ticket agent", traces.result.rows_loaded, traces.result.rows_replaced))
+    traces = sources.ingest_report(wh, sources.source("otel", [str(p) for p in files.otel_traces]), progress=progress)
+    loads.append(GatewayLoad("OTel traces of the ticket agent", traces.rows_loaded, traces.rows_replaced))
     return loads

@@ -2,9 +2,9 @@
 
 A :class:`~finops.config.Source` is a kind (``focus``, ``aws-cur``, … the ``finops ingest``
 subcommands), its URIs (the command's arguments) and its options (the command's options).
-:data:`INGESTERS` maps each kind to the one function that loads it; the ``finops ingest``
-commands and ``finops run`` both call :func:`ingest`, so a source behaves the same whichever
-way it is started.
+:data:`~finops.ingest.registry.REGISTRY` holds the one connector of each kind; the ``finops
+ingest`` commands, ``finops run`` and ``finops demo`` all load through it (:func:`ingest`,
+:func:`run_source`), so a source behaves the same whichever way it is started.
 
 :func:`run_source` is what a scheduled run needs around that: it times the load, sums what
 it loaded, and turns a failure into a :class:`SourceRun` with a one-line error (secrets
@@ -22,26 +22,34 @@ import dataclasses
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
-from finops.config import DURATION_TEXT, RELATIVE_TIME, SOURCE_OPTIONS, SOURCE_URIS, Source
+from finops.config import SOURCE_OPTIONS, SOURCE_URIS, Source
 from finops.exceptions import ConfigError, FinopsError
+from finops.ingest.registry import (
+    AZURE_DEFAULT_ENV,
+    REGISTRY,
+    Ingester,
+    IngesterView,
+    LoadReport,
+    ProgressCallback,
+)
+from finops.ingest.relative import parse_duration, resolve_day, resolve_moment, resolve_months
 
 if TYPE_CHECKING:
     from finops.warehouse import LoadResult, Warehouse
 
-ProgressCallback = Callable[[str, int, int], None]
-Ingester = Callable[["Warehouse", Source, "ProgressCallback | None"], Any]
+__all__ = [
+    "AZURE_DEFAULT_ENV", "INGESTERS", "REGISTRY", "Ingester", "LoadReport", "ProgressCallback", "SourceRun",
+    "ingest", "ingest_report", "load_results", "parse_duration", "redact", "resolve_day", "resolve_moment",
+    "resolve_months", "resolve_uris", "run_source", "runs_frame", "secrets_of", "source",
+]  # fmt: skip
 
 RunStatus = Literal["loaded", "unchanged", "failed"]
-
-AZURE_DEFAULT_ENV = "AZURE_STORAGE_CONNECTION_STRING"
-"""Where ``azure`` looks for the storage connection string when ``connection_string_env`` is not set."""
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _PATH_KINDS = frozenset(kind for kind, shape in SOURCE_URIS.items() if shape in ("many", "optional"))
@@ -66,141 +74,18 @@ def source(kind: str, uris: Sequence[str] = (), *, name: str | None = None, **op
     return Source(kind, tuple(uris), name or (f"{kind} {uris[0]}" if uris else kind), kept)
 
 
-# -- one function per kind ----------------------------------------------------------------------
+INGESTERS: MutableMapping[str, Ingester] = IngesterView(REGISTRY)
+"""Kind → the function that loads a source of that kind and returns its connector's report: a view
+of :data:`~finops.ingest.registry.REGISTRY` (setting an item replaces that kind's load function there)."""
 
 
-def _focus(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> Any:
-    from connectors import focus
-
-    return focus.ingest(wh, list(src.uris), progress=progress)
-
-
-def _aws_cur(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> Any:
-    from connectors import aws_cur
-
-    target = src.uris[0] if len(src.uris) == 1 else list(src.uris)
-    return aws_cur.ingest(
-        wh,
-        target,
-        periods=resolve_months(src.option("period", ())) or None,
-        profile=src.option("profile"),
-        endpoint_url=src.option("endpoint_url"),
-        progress=progress,
-    )
-
-
-def _gcp_bigquery(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> Any:
-    from connectors import gcp_billing
-
-    return gcp_billing.ingest_bigquery(
-        wh,
-        src.uris[0],
-        resolve_months(src.option("months", ())),
-        project=src.option("project"),
-        api_endpoint=src.option("api_endpoint"),
-        anonymous=bool(src.option("anonymous", False)),
-        progress=progress,
-    )
-
-
-def _gcp_export(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> Any:
-    from connectors import gcp_billing
-
-    return gcp_billing.ingest_export(wh, list(src.uris), progress=progress)
-
-
-def _gcp_catalog(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> Any:
-    from connectors import gcp_catalog
-
-    services = src.option("services", ())
-    return gcp_catalog.ingest_catalog(
-        wh,
-        [services] if isinstance(services, str) else list(services),
-        billing_account=src.option("billing_account"),
-        api_endpoint=src.option("api_endpoint"),
-        anonymous=bool(src.option("anonymous", False)),
-        currency=src.option("currency"),
-        progress=progress,
-    )
-
-
-def _azure(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> Any:
-    from connectors import azure
-
-    connection_string = os.environ.get(src.option("connection_string_env", AZURE_DEFAULT_ENV)) or None
-    return azure.ingest(wh, list(src.uris), connection_string=connection_string, progress=progress)
-
-
-def _litellm(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> Any:
-    from connectors import litellm
-
-    options: dict[str, Any] = {}
-    if src.option("overlap") is not None:
-        options["overlap"] = parse_duration(src.option("overlap"))
-    if src.option("page_size") is not None:
-        options["page_size"] = src.option("page_size")
-    since = src.option("since")
-    return litellm.ingest(
-        wh,
-        src.uris[0],
-        password=litellm.password_from_env(src.option("password_env")),
-        since=resolve_moment(since) if since is not None else None,
-        progress=progress,
-        **options,
-    )
-
-
-def _model_api(module: str) -> Ingester:
-    def ingest_usage(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> Any:
-        import importlib
-
-        connector = importlib.import_module(f"connectors.{module}")
-        end = src.option("end")
-        return connector.ingest(
-            wh,
-            resolve_day(src.option("start")),
-            resolve_day(end) if end is not None else None,
-            api_key_env=src.option("api_key_env"),
-            base_url=src.option("base_url"),
-            progress=progress,
-        )
-
-    return ingest_usage
-
-
-def _otel(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> Any:
-    from connectors import otel
-
-    return otel.ingest(wh, list(src.uris), progress=progress)
-
-
-def _langfuse(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> Any:
-    from connectors import langfuse
-
-    return langfuse.ingest(wh, list(src.uris), progress=progress)
-
-
-def _prices(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> Any:
-    from connectors import pricing
-
-    return pricing.load_prices(wh, list(src.uris), format=src.option("format"), progress=progress)
-
-
-INGESTERS: dict[str, Ingester] = {
-    "focus": _focus,
-    "aws-cur": _aws_cur,
-    "gcp-bigquery": _gcp_bigquery,
-    "gcp-export": _gcp_export,
-    "gcp-catalog": _gcp_catalog,
-    "azure": _azure,
-    "litellm": _litellm,
-    "openai": _model_api("openai_usage"),
-    "anthropic": _model_api("anthropic_usage"),
-    "otel": _otel,
-    "langfuse": _langfuse,
-    "prices": _prices,
-}
-"""Kind → the function that loads a source of that kind and returns its connector's report."""
+def ingest_report(
+    wh: Warehouse, src: Source, *, base_dir: Path | None = None, progress: ProgressCallback | None = None
+) -> LoadReport:
+    """Load ``src`` into ``wh`` through the registry; its :class:`LoadReport` (see :func:`ingest`)."""
+    if base_dir is not None:
+        src = dataclasses.replace(src, uris=resolve_uris(src, base_dir))
+    return REGISTRY.ingest(wh, src, progress)
 
 
 def ingest(
@@ -213,7 +98,7 @@ def ingest(
     wh
         The warehouse.
     src
-        The source; its kind picks the function in :data:`INGESTERS`.
+        The source; its kind picks the connector in :data:`~finops.ingest.registry.REGISTRY`.
     base_dir
         Folder that relative local paths in ``src.uris`` are relative to (the config file's
         folder for ``finops run``); ``None`` leaves them relative to the working directory.
@@ -223,11 +108,10 @@ def ingest(
     Raises
     ------
     FinopsError
-        Whatever the connector raises (SourceError, WarehouseError, …).
+        Whatever the connector raises (SourceError, WarehouseError, …); ConfigError when the
+        registry has no connector for the kind.
     """
-    if base_dir is not None:
-        src = dataclasses.replace(src, uris=resolve_uris(src, base_dir))
-    return INGESTERS[src.kind](wh, src, progress)
+    return ingest_report(wh, src, base_dir=base_dir, progress=progress).detail
 
 
 def resolve_uris(src: Source, base_dir: Path) -> tuple[str, ...]:
@@ -243,74 +127,6 @@ def resolve_uris(src: Source, base_dir: Path) -> tuple[str, ...]:
         expanded = os.path.expanduser(uri)
         out.append(uri if _SCHEME.match(uri) or os.path.isabs(expanded) else str(Path(base_dir) / expanded))
     return tuple(out)
-
-
-# -- relative dates and durations ------------------------------------------------------------------
-
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(value: str | timedelta) -> timedelta:
-    """``"90s"``, ``"30m"``, ``"1h"``, ``"2d"`` → timedelta (a timedelta passes through).
-
-    >>> parse_duration("3h")
-    datetime.timedelta(seconds=10800)
-    """
-    if isinstance(value, timedelta):
-        return value
-    match = DURATION_TEXT.match(value)
-    if not match:
-        raise ConfigError(f"not a duration: {value!r}", hint="write a number and a unit: 30m, 1h, 2d")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
-
-
-_RELATIVE_MONTH = re.compile(r"(?<![0-9])(0|-\d+)m")
-
-
-def resolve_months(texts: Sequence[str], today: date | None = None) -> list[str]:
-    """Month texts with relative months (``0m`` this month, ``-1m`` the one before, UTC) written out.
-
-    >>> resolve_months(["-2m..0m", "2026-01"], today=date(2026, 10, 5))
-    ['2026-08..2026-10', '2026-01']
-    """
-    today = today or datetime.now(UTC).date()
-
-    def month(match: re.Match[str]) -> str:
-        index = today.year * 12 + today.month - 1 + int(match[1])
-        return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-    return [_RELATIVE_MONTH.sub(month, text) for text in texts]
-
-
-def resolve_day(value: date | str, today: date | None = None) -> date:
-    """A date, or ``"-Nd"``: N days before ``today`` (default: today in UTC).
-
-    >>> resolve_day("-35d", today=date(2026, 10, 5))
-    datetime.date(2026, 8, 31)
-    """
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    match = RELATIVE_TIME.match(value)
-    if not match or match[2] != "d":
-        return date.fromisoformat(value)
-    return (today or datetime.now(UTC).date()) - timedelta(days=int(match[1]))
-
-
-def resolve_moment(value: date | datetime | str, now: datetime | None = None) -> date | datetime:
-    """A date or date-time, or ``"-Nd"`` / ``"-Nh"`` before ``now`` (default: now, UTC, naive).
-
-    >>> resolve_moment("-36h", now=datetime(2026, 10, 5, 12))
-    datetime.datetime(2026, 10, 4, 0, 0)
-    """
-    if isinstance(value, date):
-        return value
-    match = RELATIVE_TIME.match(value)
-    if not match:
-        return datetime.fromisoformat(value)
-    now = now or datetime.now(UTC).replace(tzinfo=None)
-    return now - timedelta(**{_UNITS[match[2]]: int(match[1])})
 
 
 # -- a scheduled run's view of one source ----------------------------------------------------------
@@ -341,21 +157,7 @@ class SourceRun:
 
 def load_results(kind: str, report: Any) -> list[LoadResult]:
     """The warehouse batches (:class:`~finops.warehouse.LoadResult`) inside a connector's report."""
-    if kind in ("aws-cur", "azure"):
-        return [load.result for load in report.loads]
-    if kind == "gcp-bigquery" or kind == "prices":
-        return [item.result for item in report]
-    if kind == "gcp-catalog":
-        return [r for r in (report.prices, report.projects) if r is not None]
-    return [report.result]
-
-
-def _note(kind: str, report: Any) -> str:
-    if kind == "aws-cur" and report.skipped:
-        return f"{len(report.skipped)} period(s) unchanged, skipped"
-    if kind == "azure" and report.skipped:
-        return f"{len(report.skipped)} export run(s) skipped"
-    return ""
+    return REGISTRY.get(kind).results(report)
 
 
 def run_source(
@@ -370,25 +172,24 @@ def run_source(
     """
     started = time.monotonic()
     try:
-        report = ingest(wh, src, base_dir=base_dir, progress=progress)
+        loaded = ingest_report(wh, src, base_dir=base_dir, progress=progress)
     except Exception as exc:
         text = str(exc) if isinstance(exc, FinopsError) else f"{type(exc).__name__}: {exc}"
         hint = exc.hint if isinstance(exc, FinopsError) and exc.hint else ""
         message = " ".join(text.split()) + (f" (hint: {' '.join(hint.split())})" if hint else "")
         return SourceRun(src.name, src.kind, "failed", seconds=time.monotonic() - started, error=redact(message, src))
-    results = load_results(src.kind, report)
     return SourceRun(
         src.name,
         src.kind,
-        "loaded" if results else "unchanged",
-        rows_read=sum(r.rows_read for r in results),
-        rows_loaded=sum(r.rows_loaded for r in results),
-        rows_quarantined=sum(r.rows_quarantined for r in results),
-        rows_replaced=sum(r.rows_replaced for r in results),
-        batches=len(results),
+        "loaded" if loaded.results else "unchanged",
+        rows_read=loaded.rows_read,
+        rows_loaded=loaded.rows_loaded,
+        rows_quarantined=loaded.rows_quarantined,
+        rows_replaced=loaded.rows_replaced,
+        batches=loaded.batches,
         seconds=time.monotonic() - started,
-        note=_note(src.kind, report),
-        report=report,
+        note=loaded.note,
+        report=loaded.detail,
     )
 
 

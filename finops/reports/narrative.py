@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from finops.config import UNALLOCATED
-
-if TYPE_CHECKING:
-    from finops.periods import Quarter
+from finops.periods import Quarter
 
 CURRENCY_SYMBOLS: dict[str, str] = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CAD": "CA$", "AUD": "A$"}
 """Currencies written with a symbol before the amount; any other code is written after it."""
@@ -93,17 +91,15 @@ def format_share(value: Decimal | float | None, *, digits: int = 1) -> str:
     return format_percent(Decimal(str(value)) * 100, digits=digits)
 
 
-def heading(quarter: Quarter | str, company: str, basis: str = "effective", currency: str = "USD") -> str:
+def heading(quarter: Quarter, company: str, basis: str = "effective", currency: str = "USD") -> str:
     """The review's title and the line under it, as Markdown: which quarter, whose, which cost.
 
-    >>> print(heading("2026Q3", "Example Corp"))
+    >>> print(heading(Quarter(2026, 3), "Example Corp"))
     # AI spend review, 2026Q3
     <BLANKLINE>
     Example Corp · billing months July to September 2026 · effective cost (commitments amortized), USD
     """
-    from finops.periods import Quarter
-
-    q = Quarter.parse(quarter)
+    q = quarter
     months = q.months()
     cost = "effective cost (commitments amortized)" if basis == "effective" else "billed cost (as invoiced)"
     return (

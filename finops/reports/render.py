@@ -24,6 +24,7 @@ from typing import Any
 
 import finops
 from finops.exceptions import ReportError
+from finops.periods import Quarter
 
 QUARTERLY_NOTEBOOK = "quarterly_review.ipynb"
 STATEMENT_NOTEBOOK = "department_statement.ipynb"
@@ -85,7 +86,7 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def render_quarterly(
-    quarter: str,
+    quarter: Quarter,
     *,
     warehouse: Path,
     config: Path | None,
@@ -100,7 +101,7 @@ def render_quarterly(
     Parameters
     ----------
     quarter
-        A quarter label, ``"2026Q3"``; passed to the notebook as a string.
+        The quarter; passed to the notebook as its label, ``"2026Q3"`` (papermill parameters are text).
     warehouse
         The warehouse file the notebook reads.
     config
@@ -122,9 +123,7 @@ def render_quarterly(
         The notebook failed: the message names the cell and the error. No HTML is left for
         that quarter; the executed notebook is kept as ``quarterly-review-<quarter>.failed.ipynb``.
     """
-    from finops.periods import Quarter
-
-    label = Quarter.parse(quarter).label
+    label = quarter.label
     parameters = {
         "quarter": label,
         "warehouse": str(Path(warehouse).resolve()),
@@ -144,7 +143,7 @@ def render_quarterly(
 
 
 def render_departments(
-    quarter: str,
+    quarter: Quarter,
     *,
     warehouse: Path,
     config: Path,
@@ -167,10 +166,9 @@ def render_departments(
     """
     from finops.analyses import chargeback
     from finops.config import load_config
-    from finops.periods import Quarter
     from finops.warehouse import Warehouse
 
-    label = Quarter.parse(quarter).label
+    label = quarter.label
     cfg = load_config(config, required=True)
     names = departments or cfg.department_names
     unknown = [n for n in names if n not in cfg.department_names]
@@ -197,8 +195,8 @@ def render_departments(
             kernel_name=kernel_name,
             timeout=timeout,
         )  # fmt: skip
-    rows = chargeback.chargeback(Warehouse(warehouse), cfg, label)
-    previous = chargeback.chargeback(Warehouse(warehouse), cfg, Quarter.parse(label).previous())
+    rows = chargeback.chargeback(Warehouse(warehouse), cfg, quarter)
+    previous = chargeback.chargeback(Warehouse(warehouse), cfg, quarter.previous())
     _write_atomically(index_path, _statement_index(label, cfg.company_name, cfg.currency, rows, previous, pages))
     return index_path
 

@@ -149,7 +149,7 @@ CHARGES_COLUMNS: dict[str, str] = {**CHARGES_V1_COLUMNS, **NATIVE_COLUMNS}
 
 # Azure keeps the lines of its actual-cost and amortized-cost exports apart (schema v3): a month
 # of `charges` is rebuilt from both, BilledCost from the actual lines and EffectiveCost from the
-# matching amortized ones (see connectors/azure.py). A line has the columns of `charges` plus these.
+# matching amortized ones (see connectors/azure/). A line has the columns of `charges` plus these.
 AZURE_EXPORT_LINE_COLUMNS: dict[str, str] = {
     "x_ExportKey": "VARCHAR",  # the export a line came from: container/directory/export-name, or file:<type>
     "x_ExportType": "VARCHAR",  # actual | amortized

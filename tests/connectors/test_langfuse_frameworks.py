@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from connectors import langfuse
 from finops.warehouse import Warehouse
+from tests.connectors.priced import priced_warehouse
 
 FRAMEWORKS = Path(__file__).parent.parent / "data" / "langfuse" / "frameworks"
 MARKER = "SECRET-PROMPT-MARKER-7f3a"
@@ -40,14 +41,7 @@ PRICES = [
 
 
 def new_warehouse(path: Path) -> Warehouse:
-    warehouse = Warehouse(path)
-    with warehouse.writer() as con:
-        con.executemany(
-            "INSERT INTO prices (provider, model, input, cached_input, cache_write, output, valid_from, currency,"
-            " price_source) VALUES (?, ?, ?, ?, ?, ?, DATE '2024-01-01', 'USD', 'override')",
-            [list(p) for p in PRICES],
-        )
-    return warehouse
+    return priced_warehouse(path, PRICES)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from connectors import otel
 from finops.warehouse import Warehouse
+from tests.connectors.priced import priced_warehouse
 
 DATA = Path(__file__).parent.parent / "data" / "otel" / "instrumentations"
 MARKER = "SECRET-PROMPT-MARKER-7f3a"
@@ -54,14 +55,7 @@ def wh(tmp_path: Path) -> Warehouse:
 
 
 def _warehouse(folder: Path) -> Warehouse:
-    warehouse = Warehouse(folder / "warehouse.duckdb")
-    with warehouse.writer() as con:
-        con.executemany(
-            "INSERT INTO prices (provider, model, input, cached_input, cache_write, output, valid_from, currency, price_source)"
-            " VALUES (?, ?, ?, ?, ?, ?, DATE '2024-01-01', 'USD', 'override')",
-            [list(p) for p in PRICES],
-        )
-    return warehouse
+    return priced_warehouse(folder / "warehouse.duckdb", PRICES)
 
 
 # -- the oracle: what each fixture holds, read from the JSON by hand-written rules ------------------------------

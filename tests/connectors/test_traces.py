@@ -23,6 +23,7 @@ from finops.analyses.usage import agent_costs, task_costs
 from finops.cli import cli
 from finops.exceptions import SourceError
 from finops.warehouse import Warehouse
+from tests.connectors.priced import priced_warehouse
 
 DATA = Path(__file__).parent.parent / "data"
 OTEL_FILE = DATA / "otel" / "agents.jsonl"
@@ -47,14 +48,7 @@ PRICES = [
 
 @pytest.fixture
 def wh(tmp_path: Path) -> Warehouse:
-    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
-    with warehouse.writer() as con:
-        con.executemany(
-            "INSERT INTO prices (provider, model, input, cached_input, cache_write, output, valid_from, currency, price_source)"
-            " VALUES (?, ?, ?, ?, ?, ?, DATE '2024-01-01', 'USD', 'override')",
-            [list(p) for p in PRICES],
-        )
-    return warehouse
+    return priced_warehouse(tmp_path / "warehouse.duckdb", PRICES)
 
 
 def requests(wh: Warehouse, source: str) -> dict[str, dict]:

@@ -15,6 +15,7 @@ from finops.analyses.budgets import budget_status, run_out_date
 from finops.cli import cli
 from finops.config import Budget, BudgetAlerts, parse_config
 from finops.exceptions import AnalysisError, ConfigError
+from finops.periods import Quarter
 from finops.warehouse import Warehouse
 from tests.finops.warehouse_rows import charge, insert_charges
 
@@ -97,7 +98,7 @@ def small_wh(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
 
 def test_burn_to_date_is_the_exact_hand_sum(small_wh: Warehouse) -> None:
     config = parse_config(CONFIG_TEXT)
-    status = budget_status(small_wh, config, "2026Q3", as_of=date(2026, 7, 10))
+    status = budget_status(small_wh, config, Quarter(2026, 3), as_of=date(2026, 7, 10))
     assert status.height == 3
     rows = {(r["department"], r["provider"]): r for r in status.to_dicts()}
     # Research, July 1..10 (day index 30..39 from June 1): AWS 10 + i%7 .1234567891, plus Microsoft.
@@ -136,7 +137,7 @@ def test_burn_to_date_is_the_exact_hand_sum(small_wh: Warehouse) -> None:
 
 def test_research_runs_out_where_spent_plus_forecast_crosses_the_budget(small_wh: Warehouse) -> None:
     config = parse_config(CONFIG_TEXT)
-    status = budget_status(small_wh, config, "2026Q3", as_of=date(2026, 7, 10))
+    status = budget_status(small_wh, config, Quarter(2026, 3), as_of=date(2026, 7, 10))
     research = status.filter(pl.col("department") == "Research", pl.col("provider").is_null()).row(0, named=True)
     # About 13.1 + 0.15 a day against 1000: spent ~147 by July 10, the rest forecast; it runs out
     # in the quarter (~76 days), and the projection is over budget.
@@ -147,7 +148,7 @@ def test_research_runs_out_where_spent_plus_forecast_crosses_the_budget(small_wh
 
 def test_a_quarter_without_budgets_says_which_quarters_have_them(small_wh: Warehouse) -> None:
     with pytest.raises(AnalysisError) as err:
-        budget_status(small_wh, parse_config(CONFIG_TEXT), "2026Q4")
+        budget_status(small_wh, parse_config(CONFIG_TEXT), Quarter(2026, 4))
     assert "2026Q4" in str(err.value) and "2026Q3" in (err.value.hint or "")
 
 

@@ -106,8 +106,9 @@ def test_backtest_beats_the_seasonal_naive_baseline(
 
 
 def test_forecast_shape_and_interval_order(sample: tuple[Warehouse, Config]) -> None:
-    daily = forecast.forecast_spend(*sample, by="department")
     q4 = Quarter(2026, 4)  # the quarter after the data's last day (2026-09-30)
+    assert forecast.quarter_to_plan(sample[0]) == q4
+    daily = forecast.forecast_spend(*sample, by="department", quarter=q4)
     assert daily.columns == ["series", "date", "model", "forecast", "lo_80", "hi_80", "lo_95", "hi_95"]
     assert daily["date"].min() == q4.start and daily["date"].max() == q4.end - timedelta(days=1)
     assert daily.group_by("series").len()["len"].to_list() == [92] * 7
@@ -135,7 +136,7 @@ def _truth_quarter(sample_build, quarter: Quarter) -> dict[str, Decimal]:
 
 def test_forecast_vs_actual_2026q3(sample: tuple[Warehouse, Config], sample_build) -> None:
     wh, config = sample
-    result = forecast.forecast_vs_actual(wh, config, "2026Q3", by="department")
+    result = forecast.forecast_vs_actual(wh, config, Quarter(2026, 3), by="department")
     print("\n2026Q3 forecast (made with data to 2026-06-30) against its actual:")
     print(result.select("series", "model", "forecast", "lo_95", "hi_95", "actual", "error", "error_pct", "within_95"))
     assert result["series"].to_list()[-1] == forecast.TOTAL

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
+from finops.periods import Quarter
 from finops.reports import narrative
 
 MONEY = pl.Decimal(38, 10)
@@ -102,6 +103,6 @@ def test_falling_and_flat_spend_read_as_such():
 
 
 def test_heading_names_quarter_months_and_basis():
-    text = narrative.heading("2026Q1", "Larkspur Labs", "billed", "usd")
+    text = narrative.heading(Quarter(2026, 1), "Larkspur Labs", "billed", "usd")
     assert text.startswith("# AI spend review, 2026Q1\n")
     assert "billing months January to March 2026" in text and "billed cost (as invoiced), USD" in text

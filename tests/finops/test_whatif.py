@@ -29,6 +29,7 @@ from finops.analyses.whatif import (
 )
 from finops.config import load_config
 from finops.exceptions import AnalysisError
+from finops.periods import Quarter
 from finops.warehouse import Warehouse
 from tests.finops.warehouse_rows import charge, insert_charges
 
@@ -214,7 +215,7 @@ def test_onprem_breakeven_row(cloud: Warehouse) -> None:
 
 def test_sample_company_opportunities(sample_build) -> None:
     wh = Warehouse(sample_build.warehouse)
-    table = savings_opportunities(wh, load_config(sample_build.config), "2026Q3")
+    table = savings_opportunities(wh, load_config(sample_build.config), Quarter(2026, 3))
     assert table["rank"].to_list() == list(range(1, table.height + 1))
     per_quarter = table["saving_per_quarter"].to_list()
     assert per_quarter == sorted(per_quarter, reverse=True)
@@ -232,7 +233,7 @@ def test_sample_company_opportunities(sample_build) -> None:
     # the RDS reservation 529.92 / 816.96: 1 − 61,939.82 / 93,570.01 = 0.3380.
     commitment = table.filter(pl.col("opportunity").str.starts_with("commitment")).row(0, named=True)
     assert "discount=0.338 (measured" in commitment["assumptions"]
-    overridden = savings_opportunities(wh, None, "2026Q3", prompt_caching={"cacheable_share": Decimal("0.8")})
+    overridden = savings_opportunities(wh, None, Quarter(2026, 3), prompt_caching={"cacheable_share": Decimal("0.8")})
     caching = {r["opportunity"]: r["saving"] for r in overridden.iter_rows(named=True)}["prompt caching"]
     base = {r["opportunity"]: r["saving"] for r in table.iter_rows(named=True)}["prompt caching"]
     assert abs(caching - 2 * base) <= Decimal("0.01")

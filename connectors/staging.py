@@ -1,0 +1,167 @@
+"""Staging a load's files: one file loop, one way to report an unreadable file, one quarantine select.
+
+The file connectors (FOCUS, GCP billing export, OTel, Langfuse) all load the same way: take
+each file's checksum (the warehouse skips a file it already loaded and records it with the
+batch), stage the files one by one into a batch table, each with its rows' errors in an
+``_errors`` list, then write the good rows and quarantine the others with their file, row and
+reason. This module holds the parts they share, so they report progress, failures and
+rejected rows alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from connectors.files import sql_literal, verify_gzip
+from finops.exceptions import SourceError
+from finops.warehouse import LoadBatch, SourceFile
+
+ProgressCallback = Callable[[str, int, int], None]
+Item = TypeVar("Item")
+Item_contra = TypeVar("Item_contra", contravariant=True)
+
+
+class StageOne(Protocol[Item_contra]):
+    """Stages one file into the batch's tables (creating them when ``first``); returns the rows it read."""
+
+    def __call__(self, batch: LoadBatch, index: int, item: Item_contra, *, first: bool) -> int | None: ...
+
+
+def no_progress(*_: Any) -> None:
+    """A progress callback that reports nothing (the default of every connector)."""
+
+
+def checksums(paths: Sequence[Path], progress: ProgressCallback | None = None) -> list[SourceFile]:
+    """The :class:`~finops.warehouse.SourceFile` (path, size, checksum) of each file, in order."""
+    report = progress or no_progress
+    found = []
+    for i, path in enumerate(paths):
+        report("checksums", i, len(paths))
+        found.append(SourceFile.of(path))
+    return found
+
+
+def stage_files(
+    batch: LoadBatch,
+    items: Sequence[Item],
+    stage_one: StageOne[Item],
+    progress: ProgressCallback | None = None,
+    *,
+    path: Callable[[Item], Path] = lambda item: item,  # type: ignore[assignment,return-value]
+) -> int:
+    """The file loop: ``stage_one(batch, index, item, first=…)`` for each item, in order; the rows read.
+
+    ``first`` is true for the first item only (its stage creates the batch tables, the next ones
+    append). ``path(item)`` names the file in the progress description ``reading NAME``.
+    """
+    report = progress or no_progress
+    rows_read = 0
+    for i, item in enumerate(items):
+        report(f"reading {path(item).name}", i, len(items))
+        rows_read += stage_one(batch, i, item, first=i == 0) or 0
+    return rows_read
+
+
+def first_line(exc: BaseException | str) -> str:
+    """The first line of an error's message (its type's name when the message is empty)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def reading(path: Path | str) -> Iterator[None]:
+    """Turn any error raised while DuckDB reads ``path`` into ``SourceError("PATH: cannot be read: …")``."""
+    try:
+        yield
+    except Exception as exc:  # DuckDB's IO, parser and conversion errors all mean the same here
+        raise SourceError(f"{path}: cannot be read: {first_line(exc)}") from exc
+
+
+def errors_quarantine_sql(table: str, *, row: str = "_row", raw: str = "_raw", column_pattern: str = r"[\w.]+") -> str:
+    """The quarantine rows of a staged table's bad rows (``len(_errors) > 0``): file, row, column, reason, raw.
+
+    ``table`` has ``_file``, the row number in column ``row``, ``_errors`` (reasons, each
+    ``"column: what is wrong"``) and ``raw`` (an SQL expression for the raw row as JSON). The
+    column is the name the first reason starts with (``column_pattern``, before the colon).
+    """
+    return (
+        f"SELECT _file AS file, {row} AS row_number, regexp_extract(_errors[1], '^({column_pattern}):', 1) AS column_name,"
+        f" array_to_string(_errors, '; ') AS reason, {raw} AS raw_row FROM \"{table}\" WHERE len(_errors) > 0"
+    )
+
+
+# -- JSON documents, one per line or one per file -------------------------------------------------
+
+
+def lines_sql(path: Path, compression: str | None = "auto", *, max_line_size: int = 1 << 30) -> str:
+    """The file's lines as one text column ``line``, one row per line, in order.
+
+    A delimiter that valid JSON cannot contain unescaped (U+0001) and no quoting, so every line
+    arrives whole, including lines that are not valid JSON. ``compression``: DuckDB's name
+    (``gzip``), None for none, ``"auto"`` for gzip when the name ends in ``.gz``.
+    """
+    if compression == "auto":
+        compression = "gzip" if path.name.lower().endswith(".gz") else None
+    comp = f", compression = {sql_literal(compression)}" if compression else ""
+    return (
+        f"read_csv({sql_literal(str(path))}, columns = {{'line': 'VARCHAR'}}, header = false, auto_detect = false,"
+        f" delim = '{chr(1)}', quote = '', escape = '', max_line_size = {max_line_size}{comp})"
+    )
+
+
+def stage_documents(
+    batch: LoadBatch, table: str, path: Path, *, first: bool, accept: Callable[[LoadBatch, str, Path], None]
+) -> int:
+    """Stage the JSON documents of one file as (_file, _line, doc JSON) in ``table``.
+
+    JSON lines, one document per line, or the whole file as one JSON document (then _line 1).
+    A line that is not JSON (in a file that is not one document either) is a SourceError
+    naming the file and line. ``accept`` checks the staged documents' shape and raises.
+    """
+    name = str(path)
+    if path.name.lower().endswith(".gz"):
+        verify_gzip(path)  # DuckDB would read a truncated .gz up to the cut and call it done
+    with reading(path):
+        # Staged first: a table keeps the file's line order, so rowid gives the line number.
+        batch.stage("_doc_raw", f"SELECT line FROM {lines_sql(path)}")
+        batch.stage("_doc_lines", "SELECT rowid + 1 AS _line, line FROM _doc_raw")
+        batch.execute("DROP TABLE _doc_raw")
+    bad = batch.execute(
+        "SELECT min(_line) FROM _doc_lines WHERE nullif(trim(line), '') IS NOT NULL AND NOT json_valid(line)"
+    ).fetchone()[0]
+    if bad is None:
+        select = (
+            f"SELECT {sql_literal(name)} AS _file, _line, line::JSON AS doc FROM _doc_lines"
+            " WHERE nullif(trim(line), '') IS NOT NULL"
+        )
+    else:
+        whole = batch.execute("SELECT json_valid(string_agg(line, chr(10) ORDER BY _line)) FROM _doc_lines").fetchone()[
+            0
+        ]
+        if not whole:
+            raise SourceError(
+                f"{path}: line {bad} is not valid JSON (nor is the file one JSON document)",
+                hint="each line must be one complete JSON export; re-export the file, or remove the broken line",
+            )
+        select = (
+            f"SELECT {sql_literal(name)} AS _file, 1::BIGINT AS _line,"
+            " string_agg(line, chr(10) ORDER BY _line)::JSON AS doc FROM _doc_lines"
+        )
+    staged = batch.stage(f"_{table}_file", select)
+    accept(batch, f"_{table}_file", path)
+    batch.stage(table, f'SELECT * FROM "_{table}_file"', append=not first)
+    batch.execute(f'DROP TABLE "_{table}_file"')
+    batch.execute("DROP TABLE _doc_lines")
+    return staged
+
+
+def documents_stager(table: str, accept: Callable[[LoadBatch, str, Path], None]) -> StageOne[Path]:
+    """:func:`stage_documents` into ``table`` as the file loop (:func:`connectors.staging.stage_files`) calls it."""
+
+    def stage(batch: LoadBatch, index: int, path: Path, *, first: bool) -> int:
+        return stage_documents(batch, table, path, first=first, accept=accept)
+
+    return stage
