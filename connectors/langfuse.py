@@ -126,7 +126,7 @@ from connectors.otel import (
     finish_load,
     request_totals,
 )
-from connectors.staging import checksums, documents_stager, no_progress, stage_files
+from connectors.staging import bad_token_sql, checksums, documents_stager, no_progress, stage_files, token_sql
 from finops.exceptions import SourceError
 from finops.warehouse import MONEY, LoadBatch, Warehouse
 
@@ -373,15 +373,6 @@ def _observations_sql(docs: str) -> str:
     """
 
 
-def _token(text: str) -> str:
-    return f"try_cast(try_cast({text} AS DOUBLE) AS BIGINT)"
-
-
-def _bad_token(text: str) -> str:
-    n = _token(text)
-    return f"({text} IS NOT NULL AND ({n} IS NULL OR {n} < 0 OR try_cast({text} AS DOUBLE) <> {n}))"
-
-
 def _first_key(keys: Sequence[str]) -> str:
     return "coalesce(" + ", ".join(f"ud[{sql_literal(k)}]" for k in keys) + ")"
 
@@ -412,7 +403,7 @@ def _bucket_sum(prefix: str) -> str:
     entries = (
         f"list_transform(list_filter(map_entries(ud), e -> starts_with(e.key, '{prefix}_') AND e.key NOT IN ({named})"
         f" AND NOT regexp_matches(e.key, '{CACHE_WRITE_TIER_PATTERN}') AND e.value IS NOT NULL),"
-        f" e -> {{'b': regexp_replace(e.key, '_tokens$', ''), 'v': {_token('e.value')}}})"
+        f" e -> {{'b': regexp_replace(e.key, '_tokens$', ''), 'v': {token_sql('e.value')}}})"
     )
     return (
         f"list_sum(list_transform(list_distinct(list_transform({entries}, e -> e.b)),"
@@ -426,12 +417,12 @@ def _typed_sql() -> str:
     usage_errors = (
         f"list_transform(list_filter(map_entries(ud), e -> (e.key IN ({named}) OR starts_with(e.key, 'input_')"
         f" OR starts_with(e.key, 'output_') OR regexp_matches(e.key, '{CACHE_WRITE_TIER_PATTERN}'))"
-        f" AND {_bad_token('e.value')}), e -> 'usageDetails.' || e.key || ': not a non-negative integer')"
+        f" AND {bad_token_sql('e.value')}), e -> 'usageDetails.' || e.key || ': not a non-negative integer')"
     )
     tier_write = (
         f"list_sum(list_transform(list_filter(map_entries(ud),"
         f" e -> regexp_matches(e.key, '{CACHE_WRITE_TIER_PATTERN}')),"
-        f" e -> {_token('e.value')}))"
+        f" e -> {token_sql('e.value')}))"
     )
     parts_money = f"list_transform(list_filter(map_entries(cd), e -> e.value IS NOT NULL), e -> {_money('e.value')})"
     cost_text = "coalesce(cd['total'], total_cost, calculated_cost)"
@@ -466,10 +457,10 @@ def _typed_sql() -> str:
         ),
         calls AS (
             SELECT *,
-                {_token("input_text")} AS input_n, {_token("output_text")} AS output_n,
-                {_token("cache_read_text")} AS cache_read_n,
-                coalesce({_token("cache_write_text")}, {tier_write}) AS cache_write_n,
-                {_token("reasoning_text")} AS reasoning_n, {_token("total_text")} AS total_n,
+                {token_sql("input_text")} AS input_n, {token_sql("output_text")} AS output_n,
+                {token_sql("cache_read_text")} AS cache_read_n,
+                coalesce({token_sql("cache_write_text")}, {tier_write}) AS cache_write_n,
+                {token_sql("reasoning_text")} AS reasoning_n, {token_sql("total_text")} AS total_n,
                 {_bucket_sum("input")} AS other_input_n, {_bucket_sum("output")} AS other_output_n,
                 coalesce(cost_money, CASE WHEN len(cost_parts) > 0 THEN list_sum(cost_parts) END) AS cost_n,
                 list_concat(list_filter([

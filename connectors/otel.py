@@ -111,12 +111,14 @@ import polars as pl
 from connectors.files import expand, sql_literal
 from connectors.pricing import price_staged
 from connectors.staging import (
+    bad_token_sql,
     checksums,
     documents_stager,
     errors_quarantine_sql,
     no_progress,
     stage_documents,  # noqa: F401 - the name otel offered; it lives in staging now
     stage_files,
+    token_sql,
 )
 from finops.exceptions import SourceError
 from finops.warehouse import LLM_REQUESTS_COLUMNS, LoadBatch, LoadResult, Warehouse
@@ -463,15 +465,10 @@ def ancestor_walk_sql(spans: str, trace: str, span: str, parent: str, *, max_dep
     """
 
 
-def _token(text: str) -> str:
-    return f"try_cast(try_cast({text} AS DOUBLE) AS BIGINT)"
-
-
 def _typed_sql() -> str:
     """Model-call spans with their task, agent and llm_requests columns, and their errors."""
     token_errors = [
-        f"CASE WHEN {t}_text IS NOT NULL AND ({_token(t + '_text')} IS NULL OR {_token(t + '_text')} < 0"
-        f" OR try_cast({t}_text AS DOUBLE) <> {_token(t + '_text')}) THEN {t}_key || ': not a non-negative integer' END"
+        f"CASE WHEN {bad_token_sql(t + '_text')} THEN {t}_key || ': not a non-negative integer' END"
         for t in ("input", "output", "cache_read", "cache_write", "reasoning")
     ]
     start = "make_timestamp(try_cast(try_cast(start_text AS HUGEINT) // 1000 AS BIGINT))"
@@ -487,10 +484,10 @@ def _typed_sql() -> str:
         ),
         calls AS (
             SELECT m.*, c.agent AS tree_agent,
-                {_token("input_text")} AS input_all, {_token("output_text")} AS output_n,
-                coalesce({_token("cache_read_text")}, 0) AS cache_read_n,
-                coalesce({_token("cache_write_text")}, 0) AS cache_write_n,
-                {_token("reasoning_text")} AS reasoning_n,
+                {token_sql("input_text")} AS input_all, {token_sql("output_text")} AS output_n,
+                coalesce({token_sql("cache_read_text")}, 0) AS cache_read_n,
+                coalesce({token_sql("cache_write_text")}, 0) AS cache_write_n,
+                {token_sql("reasoning_text")} AS reasoning_n,
                 {start} AS started, {end} AS ended,
                 list_filter([
                     CASE WHEN trace_id IS NULL THEN 'traceId: missing' END,

@@ -165,3 +165,14 @@ def documents_stager(table: str, accept: Callable[[LoadBatch, str, Path], None])
         return stage_documents(batch, table, path, first=first, accept=accept)
 
     return stage
+
+
+def token_sql(text: str) -> str:
+    """SQL: a token count given as text (``"12"``, ``"12.0"``, a JSON number) as BIGINT; NULL when unreadable."""
+    return f"try_cast(try_cast({text} AS DOUBLE) AS BIGINT)"
+
+
+def bad_token_sql(text: str) -> str:
+    """SQL: true when ``text`` is present but not a non-negative whole number (a quarantine reason)."""
+    n = token_sql(text)
+    return f"({text} IS NOT NULL AND ({n} IS NULL OR {n} < 0 OR try_cast({text} AS DOUBLE) <> {n}))"
