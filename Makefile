@@ -27,9 +27,11 @@ AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
 $(AZURITE):
 	npm install --prefix .tools/azurite --no-audit --no-fund azurite@$(AZURITE_VERSION)
 
-# Debian packages the tests use: Chromium (the report opens offline in headless Chromium) and
-# the PostgreSQL server binaries (the LiteLLM connector is tested against a throw-away Postgres).
-DEBIAN_PACKAGES := $(if $(shell command -v chromium),,chromium) $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql)
+# Debian packages the tests use: Chromium (the report opens offline in headless Chromium), the
+# PostgreSQL server binaries (the LiteLLM connector is tested against a throw-away Postgres) and
+# Java 17 (pyspark runs Spark in local mode for the engine = "spark" tests).
+DEBIAN_PACKAGES := $(if $(shell command -v chromium),,chromium) $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql) \
+	$(if $(shell command -v java),,openjdk-17-jre-headless)
 
 debian-packages:
 	@if [ -n "$(strip $(DEBIAN_PACKAGES))" ]; then \

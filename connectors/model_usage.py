@@ -81,12 +81,13 @@ class UsageLoad:
 
 def count_sql(raw: str) -> str:
     """SQL: a token count from its JSON text; NULL when absent or not a whole number."""
-    return f"CASE WHEN regexp_full_match(trim({raw}), '-?[0-9]+') THEN CAST(trim({raw}) AS BIGINT) END"
+    return f"CASE WHEN regexp_full_match(trim({raw}), '-?[0-9]+') THEN TRY_CAST(trim({raw}) AS BIGINT) END"
 
 
 def bad_count_sql(raw: str) -> str:
-    """SQL: true when a count is present but is not a non-negative whole number."""
-    return f"({raw} IS NOT NULL AND NOT regexp_full_match(trim({raw}), '[0-9]+'))"
+    """SQL: true when a count is present but is not a non-negative whole number (that fits a BIGINT)."""
+    whole = f"regexp_full_match(trim({raw}), '[0-9]+')"
+    return f"({raw} IS NOT NULL AND (NOT {whole} OR TRY_CAST(trim({raw}) AS BIGINT) IS NULL))"
 
 
 def problem_sql(checks: Sequence[tuple[str, str, str]]) -> tuple[str, str]:

@@ -40,8 +40,11 @@ from the JSON text as DECIMAL, never through a float.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -152,6 +155,53 @@ def load_pages(
         cost_sql=cost_sql(),
         retries=retries,
     )
+
+
+PAGE_FILE_SUFFIXES = (".json",)
+"""What :func:`read_pages` takes from a folder: the API's answers saved one page a file."""
+
+_RESULT_OBJECTS = {
+    "organization.usage.completions.result": COMPLETIONS_PATH,
+    "organization.usage.embeddings.result": EMBEDDINGS_PATH,
+    "organization.costs.result": COSTS_PATH,
+}
+_NAME_WORDS = {"completions": COMPLETIONS_PATH, "embeddings": EMBEDDINGS_PATH, "costs": COSTS_PATH}
+
+
+def _natural(path: Path) -> list[Any]:
+    """Sort key: ``costs_page2.json`` before ``costs_page10.json``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
+
+
+def read_pages(paths: Sequence[Path]) -> tuple[list[Page], list[Page]]:
+    """(usage pages, cost pages) from API answers saved as files, one page a file, for :func:`load_pages`.
+
+    Which endpoint a file answered is read from its results' ``object``
+    (``organization.usage.completions.result``, ``….embeddings.result``, ``organization.costs.result``);
+    a page without results is placed by the word ``completions``, ``embeddings`` or ``costs`` in
+    its file name. Pages are numbered per endpoint in natural file-name order (page2 before
+    page10), as the API numbered them. The text is passed on as read: it is parsed in SQL.
+    """
+    numbers: dict[str, int] = {}
+    usage: list[Page] = []
+    costs: list[Page] = []
+    for path in sorted(paths, key=_natural):
+        text = path.read_text(encoding="utf-8")
+        found = {_RESULT_OBJECTS[m] for m in re.findall(r'"object"\s*:\s*"(organization\.[a-z_.]+\.result)"', text)
+                 if m in _RESULT_OBJECTS}  # fmt: skip
+        if not found:
+            found = {endpoint for word, endpoint in _NAME_WORDS.items() if word in path.name.lower()}
+        if len(found) != 1:
+            raise SourceError(
+                f"{path}: not one OpenAI usage or costs API page"
+                + (f" (it has results of {len(found)} endpoints)" if found else ""),
+                hint="save each answer of /v1/organization/usage/completions, …/embeddings or /v1/organization/costs"
+                " as a file of its own (an empty page needs completions, embeddings or costs in its name)",
+            )
+        [endpoint] = found
+        numbers[endpoint] = numbers.get(endpoint, 0) + 1
+        (costs if endpoint == COSTS_PATH else usage).append(Page(endpoint, numbers[endpoint], text))
+    return usage, costs
 
 
 _START = "bucket->>'start_time'"

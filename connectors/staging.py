@@ -1,16 +1,17 @@
 """Staging a load's files: one file loop, one way to report an unreadable file, one quarantine select.
 
-The file connectors (FOCUS, GCP billing export, OTel, Langfuse) all load the same way: take
-each file's checksum (the warehouse skips a file it already loaded and records it with the
-batch), stage the files one by one into a batch table, each with its rows' errors in an
-``_errors`` list, then write the good rows and quarantine the others with their file, row and
-reason. This module holds the parts they share, so they report progress, failures and
-rejected rows alike.
+The file connectors (FOCUS, GCP billing export, OTel, Langfuse, AWS CUR, Azure exports) all load
+the same way: take each file's checksum (the warehouse skips a file it already loaded and
+records it with the batch), stage the files one by one into a batch table, each with its rows'
+errors in an ``_errors`` list, then write the good rows and quarantine the others with their
+file, row and reason. This module holds the parts they share, so they report progress,
+failures and rejected rows alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -34,13 +35,22 @@ def no_progress(*_: Any) -> None:
     """A progress callback that reports nothing (the default of every connector)."""
 
 
-def checksums(paths: Sequence[Path], progress: ProgressCallback | None = None) -> list[SourceFile]:
-    """The :class:`~finops.warehouse.SourceFile` (path, size, checksum) of each file, in order."""
+def checksums(
+    paths: Sequence[Path], progress: ProgressCallback | None = None, *, names: Sequence[str] | None = None
+) -> list[SourceFile]:
+    """The :class:`~finops.warehouse.SourceFile` (path, size, checksum) of each file, in order.
+
+    ``names``: what the warehouse records as each file's path instead of the local one (the
+    ``s3://`` or ``az://`` URI of a downloaded copy), in the same order as ``paths``.
+    """
+    if names is not None and len(names) != len(paths):
+        raise ValueError(f"{len(names)} names for {len(paths)} files")
     report = progress or no_progress
     found = []
     for i, path in enumerate(paths):
         report("checksums", i, len(paths))
-        found.append(SourceFile.of(path))
+        source = SourceFile.of(path)
+        found.append(source if names is None else dataclasses.replace(source, path=names[i]))
     return found
 
 
@@ -72,23 +82,34 @@ def first_line(exc: BaseException | str) -> str:
 
 
 @contextlib.contextmanager
-def reading(path: Path | str) -> Iterator[None]:
-    """Turn any error raised while DuckDB reads ``path`` into ``SourceError("PATH: cannot be read: …")``."""
+def reading(path: Path | str, *, local: Path | None = None) -> Iterator[None]:
+    """Turn any error raised while DuckDB reads ``path`` into ``SourceError("PATH: cannot be read: …")``.
+
+    ``local``: the downloaded copy DuckDB actually reads when ``path`` is a remote URI; the
+    message names ``path`` wherever DuckDB's own text names the copy.
+    """
     try:
         yield
     except Exception as exc:  # DuckDB's IO, parser and conversion errors all mean the same here
-        raise SourceError(f"{path}: cannot be read: {first_line(exc)}") from exc
+        reason = first_line(exc)
+        if local is not None:
+            reason = reason.replace(str(local), str(path))
+        raise SourceError(f"{path}: cannot be read: {reason}") from exc
 
 
-def errors_quarantine_sql(table: str, *, row: str = "_row", raw: str = "_raw", column_pattern: str = r"[\w.]+") -> str:
+def errors_quarantine_sql(
+    table: str, *, row: str = "_row", raw: str = "_raw", column_pattern: str = r"[\w.]+", file: str = "_file"
+) -> str:
     """The quarantine rows of a staged table's bad rows (``len(_errors) > 0``): file, row, column, reason, raw.
 
     ``table`` has ``_file``, the row number in column ``row``, ``_errors`` (reasons, each
     ``"column: what is wrong"``) and ``raw`` (an SQL expression for the raw row as JSON). The
     column is the name the first reason starts with (``column_pattern``, before the colon).
+    ``file``: an SQL expression for the file's name (default ``_file`` as staged; AWS maps a
+    downloaded copy back to its ``s3://`` URI).
     """
     return (
-        f"SELECT _file AS file, {row} AS row_number, regexp_extract(_errors[1], '^({column_pattern}):', 1) AS column_name,"
+        f"SELECT {file} AS file, {row} AS row_number, regexp_extract(_errors[1], '^({column_pattern}):', 1) AS column_name,"
         f" array_to_string(_errors, '; ') AS reason, {raw} AS raw_row FROM \"{table}\" WHERE len(_errors) > 0"
     )
 

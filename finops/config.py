@@ -145,6 +145,21 @@ class AllocationRule:
     line: int | None = None
 
 
+ENGINES = ("duckdb", "spark")
+EngineName = Literal["duckdb", "spark"]
+DEFAULT_SPARK_DATA = "data/export"
+SPARK_TABLE_FORMATS = ("parquet", "delta")
+
+
+@dataclasses.dataclass(frozen=True)
+class SparkTable:
+    """A ``[spark_tables]`` entry: read warehouse table ``table`` from ``path`` (Parquet or Delta) on Spark."""
+
+    table: str
+    path: str
+    format: str = "parquet"
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """A validated finops.toml."""
@@ -165,6 +180,11 @@ class Config:
     self_hosted: tuple[Any, ...] = ()
     # Filled by _sources: [[sources]], what `finops run` ingests (finops/ingest/sources.py).
     sources: tuple[Source, ...] = ()
+    # Which engine runs the analyses (finops/warehouse/engine.py): the DuckDB file or Spark over an export.
+    engine: EngineName = "duckdb"
+    spark_remote: str = "local[*]"
+    spark_data: str = DEFAULT_SPARK_DATA
+    spark_tables: tuple[SparkTable, ...] = ()
 
     @property
     def department_names(self) -> list[str]:
@@ -234,6 +254,7 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         {
             "company", "allocation", "departments", "workload_rules", "shared_costs", "allocation_rules",
             "budgets", "budget_alerts", "self_hosted", "sources",
+            "engine", "spark_remote", "spark_data", "spark_tables",
         },  # fmt: skip
     )
 
@@ -293,7 +314,39 @@ def parse_config(text: str, path: Path | None = None) -> Config:
         budget_alerts=_budget_alerts(raw, v),
         self_hosted=_self_hosted(raw, v),
         sources=_sources(raw, v),
+        **_engine(raw, v),
     )
+
+
+# -- engine (finops/warehouse/engine.py) -------------------------------------------------------------------
+
+def _engine(raw: dict[str, Any], v: _Validator) -> dict[str, Any]:
+    """The top-level engine keys: ``engine``, ``spark_remote``, ``spark_data`` and ``[spark_tables]``."""
+    engine = v.string(raw, ("engine",), default="duckdb")
+    if engine not in ENGINES:
+        v.fail(("engine",), f"must be one of {', '.join(ENGINES)}, got {engine!r}")
+    remote = v.string(raw, ("spark_remote",), default="local[*]")
+    if not (remote.startswith("sc://") or re.fullmatch(r"local(\[(\*|\d+)\])?", remote)):
+        v.fail(("spark_remote",), f'expected a Spark Connect URL like "sc://host:15002" or "local[*]", got {remote!r}')
+    tables: list[SparkTable] = []
+    spark_tables = v.table(raw, ("spark_tables",))
+    for name, value in spark_tables.items():
+        at = ("spark_tables", name)
+        if isinstance(value, str):
+            value = {"path": value}
+        if not isinstance(value, dict):
+            v.fail(at, f'expected a path or {{ path = "...", format = "delta" }}, got {value!r}')
+        v.keys(value, at, {"path", "format"})
+        fmt = v.string(value, (*at, "format"), default="parquet")
+        if fmt not in SPARK_TABLE_FORMATS:
+            v.fail((*at, "format"), f"must be one of {', '.join(SPARK_TABLE_FORMATS)}, got {fmt!r}")
+        tables.append(SparkTable(name, v.string(value, (*at, "path"), required=True), fmt))
+    return {
+        "engine": engine,
+        "spark_remote": remote,
+        "spark_data": v.string(raw, ("spark_data",), default=DEFAULT_SPARK_DATA),
+        "spark_tables": tuple(tables),
+    }
 
 
 # -- chargeback (finops/analyses/chargeback.py) ---------------------------------------------------------
@@ -628,7 +681,7 @@ def _workload_rules(raw: dict[str, Any], v: _Validator) -> tuple[WorkloadRuleSpe
 SOURCE_URIS: dict[str, str] = {
     "focus": "many", "aws-cur": "many", "gcp-bigquery": "one", "gcp-export": "many", "gcp-catalog": "none",
     "azure": "many", "litellm": "one", "openai": "none", "anthropic": "none", "otel": "many", "langfuse": "many",
-    "prices": "optional",
+    "prices": "optional", "openai-usage-files": "many", "litellm-file": "many",
 }  # fmt: skip
 """What ``uri``/``uris`` of a ``[[sources]]`` table is for each kind: the arguments of its
 ``finops ingest`` command. ``many``: one or more paths, globs or URLs; ``one``: exactly one (a
@@ -649,6 +702,8 @@ SOURCE_OPTIONS: dict[str, dict[str, str]] = {
     "anthropic": {"start": "day", "end": "day", "api_key_env": "env", "base_url": "string"},
     "otel": {},
     "langfuse": {},
+    "openai-usage-files": {"start": "day", "end": "day"},
+    "litellm-file": {},
     "prices": {"format": "price_format"},
 }  # fmt: skip
 """The ``options`` each kind accepts (the options of its ``finops ingest`` command, with ``_`` for
@@ -659,6 +714,7 @@ SOURCE_REQUIRED: dict[str, tuple[str, ...]] = {
     "gcp-catalog": ("services",),
     "openai": ("start", "api_key_env"),
     "anthropic": ("start", "api_key_env"),
+    "openai-usage-files": ("start", "end"),
 }
 
 # Keys that would put a secret in the file, and the option that names its variable instead.

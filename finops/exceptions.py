@@ -8,6 +8,7 @@
     │   ├── WarehouseBusyError   another process holds the lock: try again later
     │   └── SchemaVersionError   the file was written by another finops version
     ├── FolderBusyError          another finops process is writing the same folder
+    ├── EngineError              the analysis engine (Spark) cannot start or read its data
     ├── AnalysisError            a finops function was asked something it cannot answer
     └── ReportError              a report notebook failed: the message names the cell
 
@@ -52,6 +53,10 @@ class SchemaVersionError(WarehouseError):
 
 class FolderBusyError(FinopsError):
     """Another finops process (e.g. a second ``finops demo``) is writing the same folder."""
+
+
+class EngineError(FinopsError):
+    """The engine chosen for analyses (``engine = "spark"``) cannot start or cannot read its tables."""
 
 
 class AnalysisError(FinopsError):

@@ -7,6 +7,7 @@ not a number.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from finops.cli import _load_delivery, cli
-from finops.config import SOURCE_OPTIONS, SOURCE_URIS
+from finops.config import SOURCE_OPTIONS, SOURCE_URIS, load_config
 from finops.demo import gateway as sample_gateway
 from finops.demo.company import Delivery
-from finops.exceptions import ConfigError
+from finops.exceptions import ConfigError, SourceError
 from finops.ingest import sources
 from finops.ingest.registry import REGISTRY, LoadReport
 from finops.warehouse import LoadResult, Warehouse
@@ -32,6 +33,8 @@ DISPOSITIONS = {
     "otel": "replace-keys", "langfuse": "replace-keys", "prices": "replace-keys", "gcp-catalog": "replace-keys",
     # incremental: a window of the API / the gateway's database
     "litellm": "merge-window", "openai": "merge-window", "anthropic": "merge-window",
+    # the same from files: saved API pages (the window given), exported spend-log rows (the hours they touch)
+    "openai-usage-files": "merge-window", "litellm-file": "merge-window",
 }  # fmt: skip
 UNKNOWN = "no connector for source kind 'focus'"
 
@@ -131,3 +134,119 @@ def test_the_demo_s_gateway_resolves_its_kinds_in_the_same_registry(tmp_path):
             sample_gateway.load(Warehouse(tmp_path / "w.duckdb"), None, use_postgres=False)  # type: ignore[arg-type]
     finally:
         REGISTRY.add(prices)
+
+
+# -- the demo's file kinds: saved OpenAI API pages and exported LiteLLM rows ----------------------------
+
+
+@pytest.fixture(scope="module")
+def gateway_files(tmp_path_factory: pytest.TempPathFactory) -> sample_gateway.GatewayFiles:
+    """The sample company's gateway files (OpenAI pages, LiteLLM spend-log rows), written once."""
+    return sample_gateway.generate(tmp_path_factory.mktemp("demo"))
+
+
+def _requests(wh: Warehouse) -> Any:
+    """`llm_requests` without the batch id (the two warehouses number their batches apart), in a fixed order."""
+    frame = wh.query("SELECT * EXCLUDE (x_BatchId) FROM llm_requests")
+    return frame.sort(frame.columns, nulls_last=True)
+
+
+def test_saved_openai_pages_load_through_the_registry_as_the_direct_call_loads_them(tmp_path, gateway_files):
+    from connectors import openai_usage
+    from connectors.http_api import Page
+
+    start, end = sample_gateway.WINDOW_START, sample_gateway.WINDOW_END
+    direct = Warehouse(tmp_path / "direct.duckdb")
+    usage_pages = [Page(openai_usage.COMPLETIONS_PATH, n, p.read_text(encoding="utf-8"))
+                   for n, p in enumerate(gateway_files.openai_completions, 1)]  # fmt: skip
+    cost_pages = [Page(openai_usage.COSTS_PATH, n, p.read_text(encoding="utf-8"))
+                  for n, p in enumerate(gateway_files.openai_costs, 1)]  # fmt: skip
+    expected = openai_usage.load_pages(direct, start, end, usage_pages, cost_pages, uri="pages")
+
+    wh = Warehouse(tmp_path / "w.duckdb")
+    src = sources.source("openai-usage-files", [str(gateway_files.out_dir / "openai")], start=start, end=end)
+    report = sources.ingest_report(wh, src)
+    assert (report.kind, report.batches) == ("openai-usage-files", 1)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (
+        expected.result.rows_read, expected.result.rows_loaded, expected.result.rows_quarantined,
+    )  # fmt: skip
+    assert report.rows_loaded > 0 and report.detail.pages == expected.pages
+    assert _requests(wh).equals(_requests(direct))
+
+    # By hand from the pages: OpenAI's input_tokens include the cached reads; cost amounts are exact decimals.
+    results = [r for p in gateway_files.openai_completions
+               for b in json.loads(p.read_text(encoding="utf-8"))["data"] for r in b["results"]]  # fmt: skip
+    amounts = [r["amount"]["value"] for p in gateway_files.openai_costs
+               for b in json.loads(p.read_text(encoding="utf-8"), parse_float=Decimal)["data"] for r in b["results"]]  # fmt: skip
+    totals = wh.query(
+        "SELECT sum(input_tokens + cached_input_tokens) AS i, sum(output_tokens) AS o, sum(requests) AS n,"
+        " sum(cost) AS c FROM llm_requests"
+    ).row(0)
+    assert totals[:3] == (
+        sum(r["input_tokens"] for r in results), sum(r["output_tokens"] for r in results),
+        sum(r["num_model_requests"] for r in results),
+    )  # fmt: skip
+    assert totals[3] == sum(amounts, Decimal(0))
+
+    again = sources.ingest_report(wh, src)  # the window's days are replaced: nothing doubles
+    assert (again.rows_loaded, again.rows_replaced) == (report.rows_loaded, report.rows_loaded)
+    assert wh.query("SELECT sum(cost) AS c FROM llm_requests").item() == totals[3]
+
+
+def test_saved_pages_are_numbered_per_endpoint_in_natural_order(tmp_path):
+    from connectors import openai_usage
+
+    empty = '{"object": "page", "data": [], "has_more": false}'
+    cost = '{"object": "page", "data": [{"results": [{"object": "organization.costs.result"}]}]}'
+    for name, text in [("completions_page10.json", empty), ("completions_page2.json", empty), ("a.json", cost)]:
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    usage, costs = openai_usage.read_pages(sorted(tmp_path.iterdir()))
+    assert [(p.path, p.number, p.text) for p in usage] == [
+        (openai_usage.COMPLETIONS_PATH, 1, empty), (openai_usage.COMPLETIONS_PATH, 2, empty),
+    ]  # fmt: skip
+    assert [(p.path, p.number) for p in costs] == [(openai_usage.COSTS_PATH, 1)]
+    (tmp_path / "other.json").write_text(empty, encoding="utf-8")
+    with pytest.raises(SourceError, match="other.json: not one OpenAI usage or costs API page"):
+        openai_usage.read_pages([tmp_path / "other.json"])
+
+
+def test_exported_litellm_rows_load_through_the_registry_as_the_direct_call_loads_them(tmp_path, gateway_files):
+    import polars as pl
+
+    from connectors import litellm
+
+    direct = Warehouse(tmp_path / "direct.duckdb")
+    expected = litellm.ingest_rows(direct, gateway_files.spend_logs)
+    wh = Warehouse(tmp_path / "w.duckdb")
+    src = sources.source("litellm-file", [str(gateway_files.spend_logs)])
+    report = sources.ingest_report(wh, src)
+    rows = pl.read_parquet(gateway_files.spend_logs).height  # the file's own row count
+    assert (report.kind, report.files, report.batches) == ("litellm-file", 1, 1)
+    assert report.rows_read == rows == expected.result.rows_read
+    assert (report.rows_loaded, report.rows_quarantined) == (
+        expected.result.rows_loaded, expected.result.rows_quarantined,
+    )  # fmt: skip
+    assert report.rows_loaded + report.rows_quarantined == rows
+    assert _requests(wh).equals(_requests(direct))
+    # messages / response hold the demo's placeholder: it never reaches the warehouse
+    for table in ("llm_requests", "quarantine"):
+        dumped = wh.query(f"SELECT CAST(list(t) AS VARCHAR) AS v FROM {table} AS t").item() or ""
+        assert "content is never stored" not in dumped, table
+    again = sources.ingest_report(wh, src)
+    assert (again.rows_loaded, again.rows_replaced) == (report.rows_loaded, report.rows_loaded)
+    assert wh.query("SELECT count(*) AS n FROM llm_requests").item() == report.rows_loaded
+
+
+def test_the_file_kinds_bad_specs_fail_with_config_errors(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    with pytest.raises(ConfigError, match="openai-usage-files needs option 'end'"):
+        sources.ingest_report(wh, sources.source("openai-usage-files", ["pages"], start="2026-07-01"))
+    with pytest.raises(ConfigError, match="option start = 'July' is not a day"):
+        sources.ingest_report(wh, sources.source("openai-usage-files", ["pages"], start="July", end="2026-08-01"))
+    with pytest.raises(ConfigError, match="litellm-file takes no option since"):
+        sources.source("litellm-file", ["rows.parquet"], since="-1d")
+    config = tmp_path / "finops.toml"
+    config.write_text('[[sources]]\nkind = "openai-usage-files"\nuri = "pages"\noptions = { start = "2026-07-01" }\n')
+    with pytest.raises(ConfigError, match="openai-usage-files needs option 'end'"):
+        load_config(config)
+    assert not (tmp_path / "w.duckdb").exists()

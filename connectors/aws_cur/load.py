@@ -34,7 +34,8 @@ from connectors.aws_cur.discover import (
 )
 from connectors.aws_cur.inspect import REQUIRED_FIELDS, CurFile, Dialect, _first_line, _inspect_all
 from connectors.aws_cur.map import SERVICES, _focus_sql, _Relation, _typed_sql
-from connectors.files import expand, read_sql, sql_literal
+from connectors.files import csv_rejects_sql, expand, read_sql, sql_literal
+from connectors.staging import checksums, errors_quarantine_sql, reading, stage_files
 from finops.exceptions import SourceError
 from finops.warehouse import FOCUS_COLUMNS, PARTITION_COLUMNS, LoadResult, SourceFile, Warehouse
 
@@ -216,8 +217,7 @@ def _ingest_files(
 ) -> PeriodLoad:
     paths = [p for p in expand(patterns, suffixes=DATA_SUFFIXES) if not p.name.lower().endswith("manifest.json")]
     files = _inspect_all([(str(p), p) for p in paths], report)
-    report("checksums", 0, len(files))
-    sources = [SourceFile.of(f.local) for f in files]
+    sources = checksums([f.local for f in files], report)
     digest = hashlib.sha256("".join(sorted(f.sha256 for f in sources)).encode()).hexdigest()
     return _load(
         wh,
@@ -255,7 +255,7 @@ def _load(
     label = period or "files"
     report(f"{label}: checksums", 0, len(files))
     if sources is None:
-        sources = [SourceFile.of(f.local) for f in files]
+        sources = checksums([f.local for f in files])
     sources = [dataclasses.replace(source, path=f.uri) for source, f in zip(sources, files, strict=True)]
     dialect: Dialect = files[0].dialect if files else "cur2"
     uri_sql = export.uri_sql if export is not None else (lambda col: col)
@@ -295,11 +295,12 @@ def _stage_focus(batch, files, period, export_id, uri_sql, report) -> tuple[str,
     own batch: the manifest's checksum (skip state) and x_ExportId must be written in the same
     transaction as the rows they describe.
     """
-    rows_read = 0
-    for i, file in enumerate(files):
-        report(f"reading {file.path.name}", i, len(files))
+
+    def stage_one(batch, index: int, file: CurFile, *, first: bool) -> int:
         assert file.focus_file is not None
-        rows_read += focus._stage_file(batch, i, file.focus_file, first=i == 0)
+        return focus._stage_file(batch, index, file.focus_file, first=first)
+
+    rows_read = stage_files(batch, files, stage_one, report, path=lambda f: f.path)
     outside = "false"
     if period:
         outside = f"coalesce(strftime(BillingPeriodStart, '%Y-%m') <> {sql_literal(period)}, false)"
@@ -310,9 +311,8 @@ def _stage_focus(batch, files, period, export_id, uri_sql, report) -> tuple[str,
         f" FROM focus_rows WHERE len(_errors) = 0 AND NOT {outside}"
     )
     quarantine_sql = (
-        f"SELECT {uri_sql('_file')} AS file, _row AS row_number, regexp_extract(_errors[1], '^(\\w+):', 1) AS column_name,"
-        " array_to_string(_errors, '; ') AS reason, _raw AS raw_row FROM focus_rows WHERE len(_errors) > 0"
-        f" UNION ALL SELECT {uri_sql('_file')}, _row, 'BillingPeriodStart',"
+        errors_quarantine_sql("focus_rows", column_pattern=r"\w+", file=uri_sql("_file"))
+        + f" UNION ALL SELECT {uri_sql('_file')}, _row, 'BillingPeriodStart',"
         f" 'BillingPeriodStart: billing period ' || strftime(BillingPeriodStart, '%Y-%m') || ' is outside this delivery''s period {period}',"
         " NULL FROM focus_rows WHERE len(_errors) = 0 AND "
         + outside
@@ -330,11 +330,13 @@ def _stage_cur(batch, files, period, wanted, export_id, uri_sql, report) -> tupl
     parquet = [f for f in files if f.format == "parquet"]
     if parquet:
         relations.append(_parquet_relation(batch, parquet, uri_sql))
-    for i, file in enumerate(f for f in files if f.format == "csv"):
-        report(f"reading {file.path.name}", i, len(files))
-        relation, reject_sql = _csv_relation(batch, i, file)
+
+    def stage_csv(batch, index: int, file: CurFile, *, first: bool) -> None:
+        relation, reject_sql = _csv_relation(batch, index, file)
         relations.append(relation)
         rejects.append(reject_sql)
+
+    stage_files(batch, [f for f in files if f.format == "csv"], stage_csv, report, path=lambda f: f.path)
     batch.stage(
         "aws_services",
         "SELECT * FROM (VALUES "
@@ -391,10 +393,8 @@ def _csv_relation(batch, index: int, file: CurFile) -> tuple[_Relation, str]:
     """Stage one CSV file as text; its malformed lines go to the quarantine with their line."""
     raw = f"_aws_raw_{index}"
     rejects = f"_aws_rejects_{index}"
-    try:
+    with reading(file.uri, local=file.local):
         batch.stage(raw, f"SELECT * FROM {read_sql(file.local, 'csv', file.compression, rejects_table=rejects)}")
-    except Exception as exc:
-        raise SourceError(f"{file.uri}: cannot be read: {_first_line(exc, file.local, file.uri)}") from None
     rejected = batch.execute(f"SELECT count(*) FROM {rejects}").fetchone()[0]
     if rejected == 0:
         row_sql = "r.rowid + 1"
@@ -405,11 +405,7 @@ def _csv_relation(batch, index: int, file: CurFile) -> tuple[_Relation, str]:
             f"{rejects}) q WHERE q.d - (SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d2 FROM {rejects}) q2"
             " WHERE q2.d2 < q.d) <= r.rowid + 1), 0)"
         )
-    reject_sql = (
-        f"SELECT {sql_literal(file.uri)} AS file, min(line) - 1 AS row_number, any_value(column_name) AS column_name,"
-        " 'line ' || min(line) || ': ' || string_agg(DISTINCT error_type || ': ' || error_message, '; ') AS reason,"
-        f" to_json({{'csv_line': any_value(csv_line)}}) AS raw_row FROM {rejects} GROUP BY line"
-    )
+    reject_sql = csv_rejects_sql(rejects, file.uri)
     types = {name: "VARCHAR" for name in file.types}
     relation = _Relation(f'"{raw}"', sql_literal(file.uri), row_sql, file.columns, types, file.tag_columns, True)
     return relation, reject_sql

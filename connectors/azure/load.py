@@ -70,7 +70,8 @@ from connectors.azure.discover import (
 from connectors.azure.inspect import AzureFile, _inspect, _merge_loose_files, _Plan, _plan
 from connectors.azure.map import _rebuild_sql, _typed_select
 from connectors.files import EMPTY_QUARANTINE_SQL, csv_rejects_sql, read_sql
-from connectors.focus import _first_line, _row_number_sql
+from connectors.focus import _row_number_sql
+from connectors.staging import checksums, errors_quarantine_sql, reading, stage_files
 from finops.exceptions import SourceError, WarehouseError
 from finops.warehouse import (
     AZURE_EXPORT_LINE_COLUMNS,
@@ -78,7 +79,6 @@ from finops.warehouse import (
     PARTITION_COLUMNS,
     LoadBatch,
     LoadResult,
-    SourceFile,
     Warehouse,
 )
 
@@ -239,13 +239,17 @@ def _load_focus(wh: Warehouse, plans: list[_Plan], progress: ProgressCallback | 
 def _load_native(wh: Warehouse, plans: list[_Plan], report: ProgressCallback) -> AzureLoad:
     """Actual and amortized export runs, in one batch: stage their lines, then rebuild the months they touch."""
     staged = [(plan, file) for plan in plans for file in plan.files]
-    sources = [dataclasses.replace(SourceFile.of(file.local), path=file.uri) for _, file in staged]
+    sources = checksums([file.local for _, file in staged], report, names=[file.uri for _, file in staged])
     label = plans[0].label if len(plans) == 1 else "; ".join(sorted(p.label for p in plans))
     with wh.load(SOURCE_KIND, label, sources) as batch:
-        read = {}
-        for i, (plan, file) in enumerate(staged):
-            report(f"reading {file.path.name}", i, len(staged))
-            read[file.uri] = _stage_file(batch, i, file, plan)
+        read: dict[str, int] = {}
+
+        def stage_one(batch: LoadBatch, index: int, item: tuple[_Plan, AzureFile], *, first: bool) -> int:
+            plan, file = item
+            read[file.uri] = _stage_file(batch, index, file, plan, first=first)
+            return read[file.uri]
+
+        stage_files(batch, staged, stage_one, report, path=lambda item: item[1].path)
         bad = dict(batch.execute(
             "SELECT file, count(*) FROM (SELECT _file AS file FROM azure_rows WHERE len(_errors) > 0"
             " UNION ALL SELECT file FROM azure_rejects) GROUP BY file"
@@ -286,11 +290,8 @@ def _load_native(wh: Warehouse, plans: list[_Plan], report: ProgressCallback) ->
             "SELECT * FROM _azure_rebuilt",
             partition_by=PARTITION_COLUMNS,
             rows_read=rebuilt + quarantined,
-            quarantine_sql=(
-                "SELECT _file AS file, _row AS row_number, regexp_extract(_errors[1], '^([^:]+):', 1) AS column_name,"
-                " array_to_string(_errors, '; ') AS reason, _raw AS raw_row FROM azure_rows WHERE len(_errors) > 0"
-                " UNION ALL SELECT file, row_number, column_name, reason, raw_row FROM azure_rejects"
-            ),
+            quarantine_sql=errors_quarantine_sql("azure_rows", column_pattern="[^:]+")
+            + " UNION ALL SELECT file, row_number, column_name, reason, raw_row FROM azure_rejects",
             state=state,
         )
         _delete_lines_not_in(batch, current)  # the runs this one replaced
@@ -385,19 +386,17 @@ def _stage_rebuild(
     return {(account, period): names[tuple(types)] for account, period, types in kinds}
 
 
-def _stage_file(batch: LoadBatch, index: int, file: AzureFile, plan: _Plan) -> int:
+def _stage_file(batch: LoadBatch, index: int, file: AzureFile, plan: _Plan, *, first: bool) -> int:
     """Stage one file's lines (typed, with their errors) into azure_rows; return rows read."""
     raw = f"_azure_raw_{index}"
     rejects = f"_azure_rejects_{index}"
-    try:
+    with reading(file.uri):
         batch.stage(raw, f"SELECT * FROM {read_sql(file.local, file.format, file.compression, rejects_table=rejects)}")
-    except Exception as exc:
-        raise SourceError(f"{file.uri}: cannot be read: {_first_line(exc)}") from exc
     has_rejects = file.format == "csv"
     select = _typed_select(
         file, raw, _row_number_sql(file, rejects if has_rejects else None, batch), plan, batch.batch_id
     )
-    if index == 0:
+    if first:
         batch.stage("azure_rows", select)
         batch.stage(
             "azure_rejects",

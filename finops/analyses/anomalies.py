@@ -389,9 +389,7 @@ def cost_anomalies(
             hint="see finops.analyses.anomalies.cost_anomalies for the defaults",
         )
     fetch_start = start - timedelta(days=_history_days(window, weeks))
-    with wh.ibis() as con:
-        detail = daily_detail_expr(con.table("charges"), config, fetch_start, end, basis=basis).to_polars()
-    detail = detail.with_columns(pl.col("cost").cast(_MONEY))
+    detail = daily_detail(wh, config, fetch_start, end, basis=basis)
     return detect(
         detail,
         start,
@@ -404,6 +402,22 @@ def cost_anomalies(
         min_spread=min_spread,
         max_growth=max_growth,
     )
+
+
+def daily_detail(
+    wh: Warehouse, config: Config, start: date, end: date, *, basis: CostBasis = "effective"
+) -> pl.DataFrame:
+    """The anomaly detector's input: cost per day and series, with the drill-down dimensions.
+
+    One row per day, department, provider, service, sub account, resource and SKU of charges
+    whose charge period starts in [start, end); ``cost`` is DECIMAL (exact). :func:`detect`
+    builds the baselines from it; the engines must agree on it to the cent.
+    """
+    _check_range(start, end)
+    with wh.ibis() as con:
+        detail = daily_detail_expr(con.table("charges"), config, start, end, basis=basis).to_polars()
+    keys = ["date", "department", "provider", "service", "SubAccountId", "ResourceId", "sku"]
+    return detail.with_columns(pl.col("cost").cast(_MONEY)).sort(keys)
 
 
 def detect(

@@ -39,11 +39,12 @@ from datetime import date
 from decimal import Decimal
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import polars as pl
 
 from finops.analyses.classify import accelerator_instance, drop_rule_inputs, rule_inputs, search
-from finops.analyses.reconcile import BILLED_PROVIDER_SQL, GATEWAY_PROVIDER_SQL
+from finops.analyses.reconcile import GATEWAY_PROVIDER_SQL
 from finops.analyses.spend import _check_basis, _lookup, with_department
 from finops.analyses.usage import SOURCE_PRIORITY
 from finops.config import UNALLOCATED, ChargeMatch, Config, CostBasis
@@ -52,8 +53,18 @@ from finops.periods import Quarter
 from finops.warehouse import Warehouse
 from finops.warehouse.keys import base_model_sql, model_key_sql
 
-_FRACTION = "DECIMAL(18, 12)"
-_MONEY = "DECIMAL(38, 10)"
+_FRACTION = dt.Decimal(18, 12)  # a department's fraction of a split, as the SQL version kept it
+_UNIT_FRACTION = dt.Decimal(13, 12)  # the same value (a fraction is at most 1), narrow for exact products
+_MONEY = dt.Decimal(38, 10)  # amounts, as in `charges`
+# Operands of a product, narrow enough that the exact product fits DECIMAL(38) on every engine (Spark
+# otherwise cuts the scale of a too-wide product to 6); same scale, as ibis types a product of decimals
+# only when one operand's type holds the other's.
+_SPLIT_AMOUNT = dt.Decimal(24, 12)  # up to 10^12 per pool, provider, service and month
+_MONEY_FACTOR = dt.Decimal(24, 10)
+_PART = dt.Decimal(24, 10)  # a part of a split: its sums and differences stay within DECIMAL(38) on every engine
+_CENTS = dt.Decimal(38, 2)
+_CENTS_INT = dt.Decimal(20, 2)  # a whole number of cents, about to be multiplied by 0.01
+_CENT = dt.Decimal(3, 2)
 
 
 # -- who made a gateway call -------------------------------------------------------------------
@@ -117,8 +128,9 @@ def _where(config: Config, kind: str, line: int | None) -> str:
     return f"{config.path or 'finops.toml'}:{line or '?'}: {kind}"
 
 
-def _charge_lines(con, config: Config, start: date, end: date, basis: CostBasis) -> str:
-    """SQL of the billing months' charges with cost, owner, pool, allocation rule and GPU hours."""
+def _charge_lines(con, config: Config, start: date, end: date, basis: CostBasis) -> ibis.Table:
+    """The billing months' charges with cost, owner, pool, allocation rule and GPU hours, summed per
+    month, provider, service, department, pool, rule, family and model key."""
     charges = con.table("charges")
     low = ibis.timestamp(start.isoformat())
     high = ibis.timestamp(end.isoformat())
@@ -126,7 +138,10 @@ def _charge_lines(con, config: Config, start: date, end: date, basis: CostBasis)
     t = with_department(t, config)
     staged, inputs = rule_inputs(t)
     pools = [
-        (_match_predicate(staged, inputs, pool.match, _where(config, f"shared_costs {pool.name!r}", pool.line)), pool.name)
+        (
+            _match_predicate(staged, inputs, pool.match, _where(config, f"shared_costs {pool.name!r}", pool.line)),
+            pool.name,
+        )
         for pool in config.shared_costs
     ]
     rules = [
@@ -138,14 +153,16 @@ def _charge_lines(con, config: Config, start: date, end: date, basis: CostBasis)
     rule_id = ibis.cases(*((cond, rule.id) for cond, rule in rules), else_=null) if rules else null
     rule_department = ibis.cases(*((cond, rule.department) for cond, rule in rules), else_=null) if rules else null
     hours_unit = staged.ConsumedUnit.fill_null("").lower().re_search("^(hours?|hrs?)$")
+    # Exact (DECIMAL) hours: a sum of doubles depends on the order, which differs between engines.
     gpu_hours = ibis.cases(
-        (accelerator_instance(inputs) & hours_unit, staged.ConsumedQuantity.cast("float64")), else_=0.0
+        (accelerator_instance(inputs) & hours_unit, staged.ConsumedQuantity.cast(_MONEY)),
+        else_=ibis.literal(0).cast(_MONEY),
     )
     cost = staged.EffectiveCost if basis == "effective" else staged.BilledCost
     lines = drop_rule_inputs(
         staged.mutate(
             month=staged.BillingPeriodStart.date(),
-            cost=cost.fill_null(0),
+            cost=cost.fill_null(0).cast(_MONEY),
             pool=pool,
             rule_id=rule_id,
             rule_department=rule_department,
@@ -155,15 +172,23 @@ def _charge_lines(con, config: Config, start: date, end: date, basis: CostBasis)
         "month", "ProviderName", "ServiceName", "x_Model", "x_UsageType", "ChargeDescription",
         "department", "pool", "rule_id", "rule_department", "gpu_hours", "cost",
     )  # fmt: skip
-    return ibis.to_sql(lines, dialect="duckdb")
+    keyed = lines.mutate(family=_billed_family(lines), model_key=_bill_model_key(lines.x_Model))
+    # One row per distinct key: every later step sums cost (exactly) over coarser groups, so the
+    # result is the same, and the engines work on a few thousand rows instead of every charge.
+    return keyed.group_by(
+        "month", "ProviderName", "ServiceName", "department", "pool", "rule_id", "rule_department", "family",
+        "model_key",
+    ).agg(gpu_hours=keyed.gpu_hours.sum().cast(_MONEY), cost=keyed.cost.sum().cast(_MONEY))  # fmt: skip
 
 
-def _request_lines(con, config: Config, start: date, end: date) -> str:
-    """SQL of the months' gateway/API calls with their department (every source)."""
+def _request_lines(con, config: Config, start: date, end: date) -> ibis.Table:
+    """The months' gateway/API call tokens by month, source, provider, model and department (every source)."""
     requests = con.table("llm_requests")
     low = ibis.timestamp(start.isoformat())
     high = ibis.timestamp(end.isoformat())
-    t = with_request_department(requests.filter((requests.period_start >= low) & (requests.period_start < high)), config)
+    t = with_request_department(
+        requests.filter((requests.period_start >= low) & (requests.period_start < high)), config
+    )
     t = t.select(
         month=t.period_start.truncate("M").date(),
         source=t.x_Source,
@@ -172,68 +197,315 @@ def _request_lines(con, config: Config, start: date, end: date) -> str:
         department=t.department,
         tokens=t.input_tokens.fill_null(0) + t.output_tokens.fill_null(0),
     )
-    return ibis.to_sql(t, dialect="duckdb")
+    # One row per key: later steps only sum tokens over coarser groups.
+    return t.group_by("month", "source", "provider", "model", "department").agg(tokens=t.tokens.sum().cast("int64"))
 
 
-def _split_sql(source: str, keys: str) -> str:
-    """SQL: the rows of ``source`` (``amount`` to split, ``department``, ``weight`` > 0) with
-    ``amount`` replaced by the department's part. Parts of one ``keys`` group add up to its
-    amount exactly: the department with the largest weight takes the sub-cent residue."""
-    return f"""
-        SELECT * EXCLUDE (part, rn, amount),
-            CASE WHEN rn = 1 THEN amount - (sum(part) OVER k - part) ELSE part END AS amount
-        FROM (
-            SELECT *,
-                CAST(amount * CAST(CAST(weight AS DOUBLE) / sum(CAST(weight AS DOUBLE)) OVER k AS {_FRACTION})
-                     AS {_MONEY}) AS part,
-                row_number() OVER (PARTITION BY {keys} ORDER BY weight DESC, department) AS rn
-            FROM {source}
-            WINDOW k AS (PARTITION BY {keys})
-        )
-        WINDOW k AS (PARTITION BY {keys})"""
+# -- provider families and model keys (ibis twins of finops.warehouse.keys / reconcile SQL) -----
 
 
-def _largest_remainder_sql(source: str, value: str, keys: str, order: str) -> str:
-    """SQL: ``source`` plus ``{value}_cents``: ``value`` rounded to the cent so that, per ``keys``
-    group, the rounded values add up to the group's exact total rounded to the cent.
+def _provider_key(provider: ir.StringValue) -> ir.StringValue:
+    """:func:`finops.warehouse.keys.provider_key_sql` as an ibis expression."""
+    p = provider.strip().lower()
+    azure = ("azure", "azure_ai", "azure_openai", "azure.ai.openai", "az.ai.openai", "azure.ai.inference")
+    return ibis.cases(
+        (p.like("vertex_ai%") | p.isin(("gcp.vertex_ai", "vertex", "google_vertex")), "vertex_ai"),
+        (p.isin(("gemini", "google", "gcp.gemini", "gcp.gen_ai", "google_ai_studio")), "gemini"),
+        (p.isin(("text-completion-openai", "openai")), "openai"),
+        (p.like("bedrock%") | (p == "aws.bedrock"), "bedrock"),
+        (p.isin(azure), "azure"),
+        else_=p,
+    )
+
+
+def _gateway_family(provider: ir.StringValue) -> ir.StringValue:
+    """:data:`finops.analyses.reconcile.GATEWAY_PROVIDER_SQL`: a gateway provider's billing family."""
+    return _provider_key(provider).substitute(
+        {
+            "openai": "OpenAI",
+            "anthropic": "Anthropic",
+            "bedrock": "AWS Bedrock",
+            "azure": "Azure OpenAI",
+            "vertex_ai": "Google Vertex AI / Gemini",
+            "gemini": "Google Vertex AI / Gemini",
+        },
+        else_=provider.fill_null("unknown"),
+    )
+
+
+def _billed_family(t: ibis.Table) -> ir.StringValue:
+    """:data:`finops.analyses.reconcile.BILLED_PROVIDER_SQL`: the model family a charge bills, or NULL."""
+    service, provider = t.ServiceName.fill_null(""), t.ProviderName.fill_null("")
+    usage = (t.x_UsageType.fill_null("") + " " + t.ChargeDescription.fill_null("")).lower()
+    named = t.x_Model.notnull()
+    return ibis.cases(
+        (service.ilike("%bedrock%"), "AWS Bedrock"),
+        (
+            provider.ilike("microsoft%") & (named | service.ilike("%openai%") | service.ilike("%foundry%")),
+            "Azure OpenAI",
+        ),
+        (
+            provider.ilike("google%")
+            & (
+                named
+                | service.ilike("%gemini%")
+                | service.ilike("%generative language%")
+                | (service.ilike("%vertex ai%") & usage.re_search("token|character|gemini|claude"))
+            ),
+            "Google Vertex AI / Gemini",
+        ),
+        (provider.ilike("openai%"), "OpenAI"),
+        (provider.ilike("anthropic%"), "Anthropic"),
+        else_=ibis.null("string"),
+    )
+
+
+def _bill_model_key(model: ir.StringValue) -> ir.StringValue:
+    """:func:`bill_model_key_sql` as an ibis expression (``[.]`` for a literal dot: the same in RE2 and Java)."""
+    key = model.strip().lower().re_replace("^.*/", "")
+    key = key.re_replace("^(us|eu|apac|global|jp|au|ca)[.]", "")
+    key = key.re_replace("^(anthropic|meta|amazon|mistral|cohere|ai21|deepseek|openai|google|writer|qwen)[.]", "")
+    key = key.re_replace("-v[0-9]+:[0-9]+$", "")
+    key = key.re_replace("(-[0-9]{4}-[0-9]{2}-[0-9]{2}|-[0-9]{8}|@[0-9]{8}|[-@]latest)$", "")
+    return key.re_replace("[^a-z0-9]", "").nullif("")
+
+
+def one_source_per_provider(t: ibis.Table, source: str = "x_Source", time: str = "period_start") -> ibis.Table:
+    """The rows of ``t`` (`llm_requests` rows with a ``provider`` column) of one source per provider
+    (as billed) and month: the first of :data:`finops.analyses.usage.SOURCE_PRIORITY` present.
+    The ibis form of :func:`one_source_per_provider_sql`, for any engine."""
+    rank = ibis.cases(*((t[source] == s, i) for i, s in enumerate(SOURCE_PRIORITY)), else_=len(SOURCE_PRIORITY))
+    window = ibis.window(group_by=[t[time].truncate("M"), _gateway_family(t.provider)])
+    ranked = t.mutate(_source_rank=rank)
+    ranked = ranked.mutate(_best_rank=ranked._source_rank.min().over(window))
+    return ranked.filter(ranked._source_rank == ranked._best_rank).drop("_source_rank", "_best_rank")
+
+
+# -- splitting and rounding -----------------------------------------------------------------------
+
+
+def _split(t: ibis.Table, keys: list[str]) -> ibis.Table:
+    """The rows of ``t`` (``amount`` to split, ``department``, ``weight`` > 0) with ``amount``
+    replaced by the department's part. Parts of one ``keys`` group add up to its amount exactly:
+    the department with the largest weight (then the first by name) takes the sub-cent residue.
+
+    The part is ``amount`` × the weight's fraction (12 decimals), kept to 10 decimals. The
+    operands are cast narrow enough (14 integer digits of money, a fraction ≤ 1) that the exact
+    product fits DECIMAL(38) on every engine (Spark would otherwise cut it to 6 decimals).
+    """
+    group = ibis.window(group_by=keys)
+    weight = t.weight.cast("float64")
+    fraction = (weight / weight.sum().over(group)).cast(_FRACTION).cast(_UNIT_FRACTION)
+    with_part = t.mutate(
+        _part=(t.amount.cast(_SPLIT_AMOUNT) * fraction).cast(_PART),
+        _rn=ibis.row_number().over(ibis.window(group_by=keys, order_by=[t.weight.desc(), t.department.asc()])),
+    )
+    # Narrow operands again: DECIMAL(38, 10) - DECIMAL(38, 10) needs 39 digits, and Spark would cut the scale.
+    residue = with_part.amount.cast(_PART) - (with_part._part.sum().over(group) - with_part._part)
+    return with_part.mutate(amount=ibis.ifelse(with_part._rn == 0, residue, with_part._part).cast(_MONEY)).drop(
+        "_part", "_rn"
+    )
+
+
+def _largest_remainder(t: ibis.Table, value: str, keys: list[str], order: str) -> ibis.Table:
+    """``t`` plus ``{value}_cents``: ``value`` rounded to the cent so that, per ``keys`` group,
+    the rounded values add up to the group's exact total rounded to the cent.
 
     Each value is rounded down; the cents still missing go, one each, to the largest remainders
     (ties by ``order``). Written with floor division so a (theoretical) surplus is taken back
-    from the smallest remainders instead.
+    from the smallest remainders instead. Cents are integers and remainders exact decimals, so
+    the ranking is the same on every engine.
     """
-    return f"""
-        SELECT * EXCLUDE (_floor, _missing, _rank, _n),
-            CAST(_floor + 0.01 * (floor(_missing / _n) + CASE WHEN _rank <= _missing - _n * floor(_missing / _n)
-                                                               THEN 1 ELSE 0 END) AS DECIMAL(38, 2)) AS {value}_cents
-        FROM (
-            SELECT *,
-                CAST(round(sum({value}) OVER g, 2) * 100 - sum(_floor) OVER g * 100 AS BIGINT) AS _missing,
-                row_number() OVER (PARTITION BY {keys} ORDER BY {value} - _floor DESC, {order}) AS _rank,
-                count(*) OVER g AS _n
-            FROM (SELECT *, floor({value} * 100) / 100 AS _floor FROM ({source}))
-            WINDOW g AS (PARTITION BY {keys})
-        )"""
+    group = ibis.window(group_by=keys)
+    cents = t[value].cast(_MONEY_FACTOR) * 100
+    staged = t.mutate(_floor=cents.floor().cast("int64"), _cents=cents)
+    staged = staged.mutate(
+        _remainder=staged._cents - staged._floor,
+        _missing=(staged[value].sum().over(group).round(2) * 100).cast("int64") - staged._floor.sum().over(group),
+        _n=staged._floor.count().over(group),
+    )
+    staged = staged.mutate(
+        _rank=ibis.row_number().over(ibis.window(group_by=keys, order_by=[staged._remainder.desc(), staged[order]]))
+        + 1,
+        _each=(staged._missing.cast("float64") / staged._n.cast("float64")).floor().cast("int64"),
+    )
+    extra = ibis.ifelse(staged._rank <= staged._missing - staged._n * staged._each, 1, 0)
+    result = (staged._floor + staged._each + extra).cast(_CENTS_INT) * ibis.literal(Decimal("0.01"), type=_CENT)
+    return staged.mutate(**{f"{value}_cents": result.cast(_CENTS)}).drop(
+        "_floor", "_cents", "_remainder", "_missing", "_n", "_rank", "_each"
+    )
+
+
+def _receivers(config: Config) -> ibis.Table:
+    """Rows (pool, split, department, fixed_weight) of who shares each pool."""
+    rows: dict[str, list] = {"pool": [], "split": [], "department": [], "fixed_weight": []}
+    names = config.department_names
+    for pool in config.shared_costs:
+        if pool.split == "fixed":
+            members = [(dept, float(percent)) for dept, percent in pool.shares]
+        else:
+            members = [(dept, None) for dept in (pool.departments or names)]
+        for dept, weight in members:
+            rows["pool"].append(pool.name)
+            rows["split"].append(pool.split)
+            rows["department"].append(dept)
+            rows["fixed_weight"].append(weight)
+    schema = {"pool": "string", "split": "string", "department": "string", "fixed_weight": "float64"}
+    return ibis.memtable(pl.DataFrame(rows, schema={"pool": pl.String, "split": pl.String, "department": pl.String,
+                                                    "fixed_weight": pl.Float64}), schema=schema)  # fmt: skip
+
+
+def _allocations_expr(lines: ibis.Table, requests: ibis.Table, config: Config) -> ibis.Table:
+    """Every allocation: month, provider, service, department, kind, pool, method, amount (unordered)."""
+    un = ibis.literal(UNALLOCATED)
+    keyed = requests.mutate(family=_gateway_family(requests.provider), model_key=_bill_model_key(requests.model))
+    chosen = one_source_per_provider(keyed, "source", "month")
+    usage = chosen.group_by("month", "family", "model_key", "department").agg(tokens=chosen.tokens.sum())
+
+    unpooled = lines.filter(lines.pool.isnull())
+    owned = (
+        unpooled.filter((unpooled.department != un) & unpooled.family.notnull() & unpooled.model_key.notnull())
+        .select(o_month="month", o_family="family", o_model_key="model_key", o_department="department")
+        .distinct()
+        .mutate(o_owned=ibis.literal(True))
+    )
+    used = usage.filter((usage.tokens > 0) & usage.model_key.notnull())
+    joined = used.left_join(
+        owned,
+        [
+            used.month == owned.o_month,
+            used.family == owned.o_family,
+            used.model_key == owned.o_model_key,
+            used.department == owned.o_department,
+        ],
+    )
+    joined = joined.select(
+        "month", "family", "model_key", "department", weight="tokens",
+        unbilled=joined.o_owned.isnull() | (joined.department == un),
+    )  # fmt: skip
+    joined = joined.mutate(
+        _any_unbilled=joined.unbilled.any().over(ibis.window(group_by=["month", "family", "model_key"]))
+    )
+    model_weights = joined.filter(joined.unbilled | ~joined._any_unbilled).select(
+        "month", "family", "model_key", "department", "weight"
+    )
+    provider_weights = (
+        usage.group_by("month", "family", "department").agg(weight=usage.tokens.sum()).filter(ibis._.weight > 0)
+    )
+
+    unowned_lines = unpooled.filter((unpooled.department == un) & unpooled.family.notnull())
+    unowned = unowned_lines.group_by("month", "ProviderName", "ServiceName", "family", "model_key").agg(
+        amount=unowned_lines.cost.sum()
+    )
+    by_model = unowned.join(model_weights, ["month", "family", "model_key"]).mutate(
+        method=ibis.literal("gateway tokens of the model")
+    )
+    model_keys = model_weights.select("month", "family", "model_key").distinct()
+    no_model = unowned.anti_join(model_keys, ["month", "family", "model_key"])
+    by_provider = no_model.join(provider_weights, ["month", "family"]).mutate(
+        method=ibis.literal("gateway tokens of the provider")
+    )
+    columns = [
+        "month",
+        "ProviderName",
+        "ServiceName",
+        "family",
+        "model_key",
+        "amount",
+        "department",
+        "weight",
+        "method",
+    ]
+    gateway_input = ibis.union(
+        by_model.select(*columns).mutate(weight=ibis._.weight.cast("int64")),
+        by_provider.select(*columns).mutate(weight=ibis._.weight.cast("int64")),
+    )
+    gateway = _split(gateway_input, ["month", "ProviderName", "ServiceName", "family", "model_key"])
+
+    owner_lines = unpooled.filter(unpooled.department != un)
+    by_owner = owner_lines.group_by("month", "ProviderName", "ServiceName", "department").agg(
+        amount=owner_lines.cost.sum()
+    )
+    placed = gateway_input.select(
+        g_month="month", g_provider="ProviderName", g_service="ServiceName", g_family="family", g_model_key="model_key"
+    ).distinct()
+    left = unpooled.filter(unpooled.department == un)
+    left = left.anti_join(
+        placed,
+        [
+            left.month == placed.g_month,
+            left.ProviderName.identical_to(placed.g_provider),
+            left.ServiceName.identical_to(placed.g_service),
+            left.family == placed.g_family,  # NULL never equals: lines with no family stay
+            left.model_key.identical_to(placed.g_model_key),
+        ],
+    )
+    by_rule = left.group_by(
+        "month",
+        "ProviderName",
+        "ServiceName",
+        department=left.rule_department.fill_null(UNALLOCATED),
+        method=ibis.ifelse(left.rule_id.isnull(), "no match", "allocation rule " + left.rule_id),
+    ).agg(amount=left.cost.sum())
+    direct_columns = ["month", "ProviderName", "ServiceName", "department", "method", "amount"]
+    direct = ibis.union(
+        by_owner.mutate(method=ibis.literal("account or tag")).select(*direct_columns),
+        gateway.select(*direct_columns),
+        by_rule.select(*direct_columns),
+    )
+
+    pooled_lines = lines.filter(lines.pool.notnull())
+    pooled = pooled_lines.group_by("month", "ProviderName", "ServiceName", "pool").agg(amount=pooled_lines.cost.sum())
+    receivers = _receivers(config)
+    allocated = direct.filter(direct.department != un)
+    direct_totals = allocated.group_by(d_month="month", d_department="department").agg(d_total=allocated.amount.sum())
+    token_totals = usage.group_by(t_month="month", t_department="department").agg(t_tokens=usage.tokens.sum())
+    gpu_totals = unpooled.group_by(
+        h_month="month",
+        h_department=ibis.ifelse(unpooled.department != un, unpooled.department, unpooled.rule_department),
+    ).agg(h_hours=unpooled.gpu_hours.sum())
+    pool_months = pooled.select("month", "pool").distinct()
+    w = pool_months.join(receivers, "pool")
+    w = w.left_join(direct_totals, [w.month == direct_totals.d_month, w.department == direct_totals.d_department])
+    w = w.left_join(token_totals, [w.month == token_totals.t_month, w.department == token_totals.t_department])
+    w = w.left_join(gpu_totals, [w.month == gpu_totals.h_month, w.department == gpu_totals.h_department])
+    weight = ibis.cases(
+        (w.split == "even", ibis.literal(1.0)),
+        (w.split == "fixed", w.fixed_weight),
+        (w.split == "proportional", ibis.greatest(w.d_total.fill_null(0).cast("float64"), 0.0)),
+        (w.split == "tokens", w.t_tokens.fill_null(0).cast("float64")),
+        (w.split == "gpu_hours", w.h_hours.cast("float64").fill_null(0.0)),
+        else_=ibis.null("float64"),
+    )
+    pool_weights = w.select("month", "pool", "split", "department", weight=weight)
+    pool_input = pooled.join(pool_weights, ["month", "pool"]).filter(ibis._.weight > 0)
+    shared = _split(pool_input, ["month", "ProviderName", "ServiceName", "pool"])
+
+    splits = {pool.name: pool.split for pool in config.shared_costs if pool.split != "fixed" or pool.shares}
+    weighed = pool_input.select("month", "pool").distinct()
+    unweighed = pooled.anti_join(weighed, ["month", "pool"])
+    no_weights = unweighed.pool.substitute(splits, else_=ibis.null("string")) if splits else ibis.null("string")
+    out = {"provider": "ProviderName", "service": "ServiceName"}
+    return ibis.union(
+        direct.select(
+            "month", **out, department="department", kind=ibis.literal("direct"), pool=ibis.null("string"),
+            method="method", amount="amount",
+        ),
+        shared.select(
+            "month", **out, department="department", kind=ibis.literal("shared"), pool="pool", method="split",
+            amount="amount",
+        ),
+        unweighed.select(
+            "month", **out, department=un, kind=ibis.literal("shared"), pool="pool",
+            method="no weights for " + no_weights + " this month", amount="amount",
+        ),
+    ).mutate(amount=ibis._.amount.cast(_MONEY))  # fmt: skip
 
 
 def _literal(value: object) -> str:
     if value is None:
         return "NULL"
     return "'" + str(value).replace("'", "''") + "'"
-
-
-def _receivers_sql(config: Config) -> str:
-    """SQL rows (pool, split, department, fixed_weight) of who shares each pool."""
-    rows = []
-    names = config.department_names
-    for pool in config.shared_costs:
-        if pool.split == "fixed":
-            members = [(dept, str(percent)) for dept, percent in pool.shares]
-        else:
-            members = [(dept, None) for dept in (pool.departments or names)]
-        rows += [f"({_literal(pool.name)}, {_literal(pool.split)}, {_literal(dept)}, {w or 'NULL'})" for dept, w in members]
-    if not rows:
-        return "SELECT NULL::VARCHAR AS pool, NULL::VARCHAR AS split, NULL::VARCHAR AS department, NULL::DOUBLE AS fixed_weight WHERE false"
-    return f"SELECT * FROM (VALUES {', '.join(rows)}) AS r(pool, split, department, fixed_weight)"
 
 
 def one_source_per_provider_sql(source: str = "x_Source", time: str = "period_start") -> str:
@@ -243,126 +515,6 @@ def one_source_per_provider_sql(source: str = "x_Source", time: str = "period_st
     cases = " ".join(f"WHEN {_literal(s)} THEN {i}" for i, s in enumerate(SOURCE_PRIORITY))
     rank = f"(CASE {source} {cases} ELSE {len(SOURCE_PRIORITY)} END)"
     return f"QUALIFY {rank} = min({rank}) OVER (PARTITION BY date_trunc('month', {time}), {GATEWAY_PROVIDER_SQL})"
-
-
-def _allocations_sql(lines: str, requests: str, config: Config) -> str:
-    """SQL of every allocation: month, provider, service, department, kind, pool, method, amount."""
-    unallocated = _literal(UNALLOCATED)
-    return f"""
-    WITH lines AS ({lines}),
-    lines_k AS (
-        SELECT *, {BILLED_PROVIDER_SQL} AS family, {bill_model_key_sql('x_Model')} AS model_key FROM lines
-    ),
-    requests AS ({requests}),
-    usage AS (
-        SELECT month, family, model_key, department, sum(tokens) AS tokens
-        FROM (
-            SELECT month, department, tokens, {GATEWAY_PROVIDER_SQL} AS family, {bill_model_key_sql('model')} AS model_key
-            FROM requests
-            {one_source_per_provider_sql('source', 'month')}
-        )
-        GROUP BY ALL
-    ),
-    owned AS (
-        SELECT DISTINCT month, family, model_key, department FROM lines_k
-        WHERE pool IS NULL AND department <> {unallocated} AND family IS NOT NULL AND model_key IS NOT NULL
-    ),
-    model_weights AS (
-        SELECT month, family, model_key, department, weight
-        FROM (
-            SELECT u.month, u.family, u.model_key, u.department, u.tokens AS weight,
-                (o.department IS NULL OR u.department = {unallocated}) AS unbilled
-            FROM usage AS u LEFT JOIN owned AS o
-                ON o.month = u.month AND o.family = u.family AND o.model_key = u.model_key AND o.department = u.department
-            WHERE u.tokens > 0 AND u.model_key IS NOT NULL
-        )
-        QUALIFY unbilled OR NOT bool_or(unbilled) OVER (PARTITION BY month, family, model_key)
-    ),
-    provider_weights AS (
-        SELECT month, family, department, sum(tokens) AS weight FROM usage GROUP BY ALL HAVING sum(tokens) > 0
-    ),
-    unowned AS (
-        SELECT month, ProviderName, ServiceName, family, model_key, sum(cost) AS amount FROM lines_k
-        WHERE pool IS NULL AND department = {unallocated} AND family IS NOT NULL
-        GROUP BY ALL
-    ),
-    gateway_input AS (
-        SELECT u.*, w.department, w.weight, 'gateway tokens of the model' AS method
-        FROM unowned AS u JOIN model_weights AS w
-            ON w.month = u.month AND w.family = u.family AND w.model_key = u.model_key
-        UNION ALL
-        SELECT u.*, w.department, w.weight, 'gateway tokens of the provider' AS method
-        FROM unowned AS u JOIN provider_weights AS w ON w.month = u.month AND w.family = u.family
-        WHERE NOT EXISTS (
-            SELECT 1 FROM model_weights AS m
-            WHERE m.month = u.month AND m.family = u.family AND m.model_key IS NOT DISTINCT FROM u.model_key
-        )
-    ),
-    gateway AS ({_split_sql('gateway_input', 'month, ProviderName, ServiceName, family, model_key')}),
-    direct AS (
-        SELECT month, ProviderName, ServiceName, department, 'account or tag' AS method, sum(cost) AS amount
-        FROM lines_k WHERE pool IS NULL AND department <> {unallocated}
-        GROUP BY ALL
-        UNION ALL
-        SELECT month, ProviderName, ServiceName, department, method, amount FROM gateway
-        UNION ALL
-        SELECT month, ProviderName, ServiceName, coalesce(rule_department, {unallocated}) AS department,
-            CASE WHEN rule_id IS NULL THEN 'no match' ELSE 'allocation rule ' || rule_id END AS method,
-            sum(cost) AS amount
-        FROM lines_k AS l
-        WHERE pool IS NULL AND department = {unallocated} AND NOT EXISTS (
-            SELECT 1 FROM gateway_input AS g
-            WHERE g.month = l.month AND g.ProviderName IS NOT DISTINCT FROM l.ProviderName
-              AND g.ServiceName IS NOT DISTINCT FROM l.ServiceName AND g.family = l.family
-              AND g.model_key IS NOT DISTINCT FROM l.model_key
-        )
-        GROUP BY ALL
-    ),
-    pooled AS (
-        SELECT month, ProviderName, ServiceName, pool, sum(cost) AS amount FROM lines_k
-        WHERE pool IS NOT NULL GROUP BY ALL
-    ),
-    receivers AS ({_receivers_sql(config)}),
-    direct_totals AS (
-        SELECT month, department, sum(amount) AS total FROM direct WHERE department <> {unallocated} GROUP BY ALL
-    ),
-    token_totals AS (SELECT month, department, sum(tokens) AS tokens FROM usage GROUP BY ALL),
-    gpu_totals AS (
-        SELECT month, CASE WHEN department <> {unallocated} THEN department ELSE rule_department END AS department,
-            sum(gpu_hours) AS hours
-        FROM lines_k WHERE pool IS NULL GROUP BY ALL
-    ),
-    pool_weights AS (
-        SELECT m.month, r.pool, r.split, r.department,
-            CASE r.split WHEN 'even' THEN 1.0
-                         WHEN 'fixed' THEN r.fixed_weight
-                         WHEN 'proportional' THEN greatest(CAST(coalesce(d.total, 0) AS DOUBLE), 0)
-                         WHEN 'tokens' THEN CAST(coalesce(t.tokens, 0) AS DOUBLE)
-                         WHEN 'gpu_hours' THEN coalesce(g.hours, 0) END AS weight
-        FROM (SELECT DISTINCT month, pool FROM pooled) AS m
-        JOIN receivers AS r ON r.pool = m.pool
-        LEFT JOIN direct_totals AS d ON d.month = m.month AND d.department = r.department
-        LEFT JOIN token_totals AS t ON t.month = m.month AND t.department = r.department
-        LEFT JOIN gpu_totals AS g ON g.month = m.month AND g.department = r.department
-    ),
-    pool_input AS (
-        SELECT p.*, w.department, w.weight, w.split FROM pooled AS p
-        JOIN pool_weights AS w ON w.month = p.month AND w.pool = p.pool
-        WHERE w.weight > 0
-    ),
-    shared AS ({_split_sql('pool_input', 'month, ProviderName, ServiceName, pool')})
-    SELECT month, ProviderName AS provider, ServiceName AS service, department, 'direct' AS kind,
-        NULL::VARCHAR AS pool, method, amount
-    FROM direct
-    UNION ALL
-    SELECT month, ProviderName, ServiceName, department, 'shared', pool, split, amount FROM shared
-    UNION ALL
-    SELECT month, ProviderName, ServiceName, {unallocated}, 'shared', pool,
-        'no weights for ' || (SELECT any_value(split) FROM receivers AS r WHERE r.pool = p.pool) || ' this month',
-        amount
-    FROM pooled AS p
-    WHERE NOT EXISTS (SELECT 1 FROM pool_input AS i WHERE i.month = p.month AND i.pool = p.pool)
-    """
 
 
 # -- public functions --------------------------------------------------------------------------
@@ -391,20 +543,23 @@ def _basis(config: Config, basis: CostBasis | None) -> CostBasis:
     return chosen
 
 
-def _allocations_query(
-    wh: Warehouse,
+def _allocations_table(
+    con,
     config: Config,
     quarter: Quarter | None,
     basis: CostBasis | None,
     start: date | None,
     end: date | None,
-) -> str:
-    """The SQL of :func:`allocations` for the chosen billing months and basis."""
+) -> ibis.Table:
+    """The expression of :func:`allocations` (unordered) for the chosen billing months and basis."""
     low, high = _months(quarter, start, end)
     chosen = _basis(config, basis)
-    with wh.ibis() as con:
-        lines, requests = _charge_lines(con, config, low, high, chosen), _request_lines(con, config, low, high)
-    return _allocations_sql(lines, requests, config)
+    lines, requests = _charge_lines(con, config, low, high, chosen), _request_lines(con, config, low, high)
+    # Built once (a few thousand rows): the expression below uses the lines a dozen times, and an
+    # engine that inlines them (Spark) would otherwise scan the charges and run every rule's regex each time.
+    lines = ibis.memtable(lines.to_polars(), schema=lines.schema())
+    requests = ibis.memtable(requests.to_polars(), schema=requests.schema())
+    return _allocations_expr(lines, requests, config)
 
 
 def allocations(
@@ -439,8 +594,11 @@ def allocations(
         ``no match``, or the pool's split rule) and amount (DECIMAL, exact). Per month the
         amounts add up to the bill exactly.
     """
-    sql = _allocations_query(wh, config, quarter, basis, start, end)
-    return wh.query(f"SELECT * FROM ({sql}) ORDER BY month, department, kind, pool NULLS FIRST, provider, service, method")
+    with wh.ibis() as con:
+        t = _allocations_table(con, config, quarter, basis, start, end)
+        return t.order_by(
+            "month", "department", "kind", t.pool.asc(nulls_first=True), "provider", "service", "method"
+        ).to_polars()
 
 
 def chargeback(
@@ -464,22 +622,24 @@ def chargeback(
     rounding), so finance can post the chargeback against the invoice without a rounding line;
     ``direct_cost`` is rounded the same way and ``shared_cost`` is the difference.
     """
-    sql = _allocations_query(wh, config, quarter, basis, start, end)
-    per_department = f"""
-        SELECT month, department,
-            coalesce(sum(amount) FILTER (WHERE kind = 'direct'), 0) AS direct, sum(amount) AS total
-        FROM ({sql}) GROUP BY ALL"""
-    rounded = _largest_remainder_sql(
-        _largest_remainder_sql(per_department, "total", "month", "department"), "direct", "month", "department"
-    )
-    return wh.query(
-        f"""
-        SELECT department, strftime(month, '%Y-%m') AS month, direct_cents AS direct_cost,
-            total_cents - direct_cents AS shared_cost, total_cents AS total_cost
-        FROM ({rounded})
-        ORDER BY month, department = {_literal(UNALLOCATED)}, total_cost DESC, department
-        """
-    )
+    with wh.ibis() as con:
+        t = _allocations_table(con, config, quarter, basis, start, end)
+        per_department = t.group_by("month", "department").agg(
+            direct=t.amount.sum(where=t.kind == "direct").fill_null(0).cast(_MONEY), total=t.amount.sum().cast(_MONEY)
+        )
+        rounded = _largest_remainder(
+            _largest_remainder(per_department, "total", ["month"], "department"), "direct", ["month"], "department"
+        )
+        result = rounded.select(
+            "department",
+            month=rounded.month.strftime("%Y-%m"),
+            direct_cost=rounded.direct_cents,
+            shared_cost=(rounded.total_cents - rounded.direct_cents).cast(_CENTS),
+            total_cost=rounded.total_cents,
+        )
+        return result.order_by(
+            "month", result.department == UNALLOCATED, result.total_cost.desc(), "department"
+        ).to_polars()
 
 
 def reconciliation(
@@ -501,32 +661,44 @@ def reconciliation(
     """
     low, high = _months(quarter, start, end)
     basis = _basis(config, basis)
-    sql = _allocations_query(wh, config, quarter, basis, start, end)
-    unallocated = _literal(UNALLOCATED)
-    per_side = f"""
-        SELECT month, provider, department = {unallocated} AS is_unallocated, sum(amount) AS amount
-        FROM ({sql}) GROUP BY ALL
-        UNION ALL  -- both sides of every provider month, so each gets its cents
-        SELECT DISTINCT month, provider, NOT (department = {unallocated}), CAST(0 AS {_MONEY}) FROM ({sql})"""
-    summed = f"SELECT month, provider, is_unallocated, sum(amount) AS amount FROM ({per_side}) GROUP BY ALL"
-    bills = f"""
-        SELECT CAST(BillingPeriodStart AS DATE) AS month, ProviderName AS provider,
-            round(sum({'EffectiveCost' if basis == 'effective' else 'BilledCost'}), 2) AS invoice_total
-        FROM charges WHERE BillingPeriodStart >= ? AND BillingPeriodStart < ? GROUP BY ALL"""
-    rounded = _largest_remainder_sql(summed, "amount", "month, provider", "is_unallocated")
-    return wh.query(
-        f"""
-        SELECT r.provider, strftime(r.month, '%Y-%m') AS month, b.invoice_total,
-            sum(amount_cents) FILTER (WHERE NOT is_unallocated) AS departments,
-            sum(amount_cents) FILTER (WHERE is_unallocated) AS unallocated,
-            b.invoice_total - sum(amount_cents) AS difference
-        FROM ({rounded}) AS r
-        LEFT JOIN ({bills}) AS b ON b.month = r.month AND b.provider IS NOT DISTINCT FROM r.provider
-        GROUP BY r.provider, r.month, b.invoice_total
-        ORDER BY r.month, r.provider
-        """,
-        [low, high],
-    )
+    with wh.ibis() as con:
+        t = _allocations_table(con, config, quarter, basis, start, end)
+        side = t.department == UNALLOCATED
+        per_side = t.group_by("month", "provider", is_unallocated=side).agg(amount=t.amount.sum().cast(_MONEY))
+        # Both sides of every provider month, so each gets its cents.
+        both = (
+            t.select("month", "provider", is_unallocated=~side).distinct().mutate(amount=ibis.literal(0).cast(_MONEY))
+        )
+        sides = ibis.union(per_side, both)
+        summed = sides.group_by("month", "provider", "is_unallocated").agg(amount=sides.amount.sum().cast(_MONEY))
+        rounded = _largest_remainder(summed, "amount", ["month", "provider"], "is_unallocated")
+        charges = con.table("charges")
+        in_months = (charges.BillingPeriodStart >= ibis.timestamp(low.isoformat())) & (
+            charges.BillingPeriodStart < ibis.timestamp(high.isoformat())
+        )
+        billed = charges.filter(in_months)
+        cost = billed.EffectiveCost if basis == "effective" else billed.BilledCost
+        bills = billed.group_by(b_month=billed.BillingPeriodStart.date(), b_provider=billed.ProviderName).agg(
+            invoice_total=cost.sum().round(2).cast(_CENTS)
+        )
+        joined = rounded.left_join(
+            bills, [rounded.month == bills.b_month, rounded.provider.identical_to(bills.b_provider)]
+        )
+        cents = joined.amount_cents
+        per_provider = joined.group_by("provider", "month", "invoice_total").agg(
+            departments=cents.sum(where=~joined.is_unallocated).cast(_CENTS),
+            unallocated=cents.sum(where=joined.is_unallocated).cast(_CENTS),
+            _allocated=cents.sum(),
+        )
+        result = per_provider.order_by("month", "provider").select(
+            "provider",
+            month=per_provider.month.strftime("%Y-%m"),
+            invoice_total="invoice_total",
+            departments="departments",
+            unallocated="unallocated",
+            difference=(per_provider.invoice_total - per_provider._allocated).cast(_CENTS),
+        )
+        return result.to_polars()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -592,16 +764,22 @@ def department_statement(
         },
         schema_overrides={
             c: pl.Decimal(38, 2)
-            for c in ("direct_cost", "shared_cost", "total_cost", "previous_quarter_total", "placed_by_gateway",
-                      "previous_placed_by_gateway")
-        },  # fmt: skip
+            for c in (
+                "direct_cost",
+                "shared_cost",
+                "total_cost",
+                "previous_quarter_total",
+                "placed_by_gateway",
+                "previous_placed_by_gateway",
+            )
+        },
     )
     direct = (
         mine.filter(pl.col("kind") == "direct")
         .group_by("provider", "service", "method")
         .agg(cost=pl.col("amount").sum())
         .with_columns(pl.col("cost").round(2).cast(pl.Decimal(38, 2)))
-        .sort("cost", descending=True)
+        .sort(["cost", "provider", "service", "method"], descending=[True, False, False, False], nulls_last=True)
     )
     pools = rows.filter(pl.col("kind") == "shared").group_by("pool").agg(pool_total=pl.col("amount").sum())
     shared = (
@@ -615,7 +793,7 @@ def department_statement(
             pool_total=pl.col("pool_total").round(2).cast(pl.Decimal(38, 2)),
         )
         .rename({"method": "split"})
-        .sort("cost", descending=True)
+        .sort(["cost", "pool", "split"], descending=[True, False, False], nulls_last=True)
     )
     usage = gateway_usage(wh, config, quarter, department=department)
     return DepartmentStatement(department, quarter, basis, months, totals, direct, shared, usage)
@@ -638,23 +816,20 @@ def gateway_usage(wh: Warehouse, config: Config, quarter: Quarter, *, department
     with wh.ibis() as con:
         requests = con.table("llm_requests")
         low, high = ibis.timestamp(quarter.start.isoformat()), ibis.timestamp(quarter.end.isoformat())
-        t = with_request_department(requests.filter((requests.period_start >= low) & (requests.period_start < high)), config)
-        sql = ibis.to_sql(t, dialect="duckdb")
-    return wh.query(
-        f"""
-        SELECT department, provider, model, CAST(sum(coalesce(requests, 1)) AS BIGINT) AS requests,
-            CAST(sum(input_tokens) AS BIGINT) AS input_tokens, CAST(sum(output_tokens) AS BIGINT) AS output_tokens,
-            sum(cost) AS cost, count(*) FILTER (WHERE cost IS NULL) AS unpriced_requests
-        FROM (
-            SELECT * FROM ({sql})
-            {one_source_per_provider_sql()}
+        t = with_request_department(
+            requests.filter((requests.period_start >= low) & (requests.period_start < high)), config
         )
-        WHERE CAST(? AS VARCHAR) IS NULL OR department = ?
-        GROUP BY ALL
-        ORDER BY department, cost DESC NULLS LAST, provider, model
-        """,
-        [department, department],
-    )
+        t = one_source_per_provider(t)
+        if department is not None:
+            t = t.filter(t.department == department)
+        result = t.group_by("department", "provider", "model").agg(
+            requests=t.requests.fill_null(1).sum().cast("int64"),
+            input_tokens=t.input_tokens.sum().cast("int64"),
+            output_tokens=t.output_tokens.sum().cast("int64"),
+            cost=t.cost.sum().cast(_MONEY),
+            unpriced_requests=t.count(where=t.cost.isnull()),
+        )
+        return result.order_by("department", result.cost.desc(nulls_first=False), "provider", "model").to_polars()
 
 
 def quarter_chargeback(
@@ -680,7 +855,8 @@ def quarter_chargeback(
             share=pl.col("total_cost").cast(pl.Float64) / float(total) if total else pl.lit(None, pl.Float64),
             change_pct=(
                 (pl.col("total_cost") - pl.col("previous_total_cost")).cast(pl.Float64)
-                / pl.col("previous_total_cost").cast(pl.Float64) * 100
+                / pl.col("previous_total_cost").cast(pl.Float64)
+                * 100
             ).round(1),
         )
         .sort(pl.col("department") == UNALLOCATED, pl.col("total_cost"), descending=[False, True])

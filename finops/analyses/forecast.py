@@ -124,7 +124,10 @@ def data_range(wh: Warehouse) -> tuple[date, date]:
 
     Raises :class:`AnalysisError` when the warehouse holds no charges.
     """
-    row = wh.query("SELECT min(ChargePeriodStart)::DATE AS first, max(ChargePeriodStart)::DATE AS last FROM charges")
+    with wh.ibis() as con:
+        charges = con.table("charges")
+        day = charges.ChargePeriodStart.date()
+        row = charges.aggregate(first=day.min(), last=day.max()).to_polars()
     first, last = row["first"][0], row["last"][0]
     if first is None:
         raise AnalysisError(f"no charges in warehouse {wh.path}", hint="load bills first (finops demo, finops ingest)")

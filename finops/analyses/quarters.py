@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt
 import polars as pl
 
 from finops.exceptions import AnalysisError, FinopsError
@@ -91,6 +92,35 @@ def _complete_quarters(months: pl.DataFrame) -> list[Quarter]:
 # -- may the quarter's reports be published? ------------------------------------------------------
 
 
+def _midnight(day: date) -> ibis.expr.types.TimestampScalar:
+    return ibis.literal(datetime.combine(day, datetime.min.time()), type=dt.timestamp)
+
+
+def quarter_coverage_expr(charges: ibis.Table, quarter: Quarter) -> ibis.Table:
+    """Per (provider, billing account): the quarter's billing months, reach and latest month.
+
+    The expression behind :func:`quarter_coverage` (before its ``complete`` and ``reason``):
+    ``months`` (int32), ``reach``, ``last_month`` and ``undated`` (the last month has charges
+    without any end date).
+    """
+    bp = charges.BillingPeriodStart
+    c = charges.filter(bp >= _midnight(quarter.previous().start), bp < _midnight(quarter.end))
+    months = c.group_by(
+        provider=c.ProviderName, billing_account=c.BillingAccountId, month=c.BillingPeriodStart.truncate("M").date()
+    ).aggregate(reach=c.ChargePeriodEnd.coalesce(c.BillingPeriodEnd).max(), rows=c.count())
+    last_month = ibis.literal(quarter.months()[-1], type=dt.date)
+    in_last = months.month == last_month
+    out = months.group_by(["provider", "billing_account"]).aggregate(
+        months=months.count(where=months.month >= ibis.literal(quarter.start, type=dt.date)).cast(dt.int32),
+        reach=months.reach.max(where=in_last),
+        last_month=months.month.max(),
+        undated=(in_last & (months.rows > 0) & months.reach.isnull()).any(),
+    )
+    return out.order_by(
+        ibis.asc(out.provider, nulls_first=False), ibis.asc(out.billing_account, nulls_first=False)
+    )  # fmt: skip
+
+
 def quarter_coverage(wh: Warehouse, quarter: Quarter) -> pl.DataFrame:
     """How far each billing account's charges reach in ``quarter``: is its quarter complete?
 
@@ -110,27 +140,9 @@ def quarter_coverage(wh: Warehouse, quarter: Quarter) -> pl.DataFrame:
         ``last_month`` (latest billing month loaded, up to the quarter's end), ``complete``
         and ``reason`` (why not complete; null when complete).
     """
-    last_month = quarter.months()[-1]
     last_day = datetime.combine(quarter.end - timedelta(days=1), datetime.min.time())
-    frame = wh.query(
-        """
-        WITH months AS (
-            SELECT ProviderName AS provider, BillingAccountId AS billing_account,
-                   CAST(date_trunc('month', BillingPeriodStart) AS DATE) AS month,
-                   max(coalesce(ChargePeriodEnd, BillingPeriodEnd)) AS reach, count(*) AS rows
-            FROM charges
-            WHERE BillingPeriodStart >= $previous AND BillingPeriodStart < $end
-            GROUP BY ALL
-        )
-        SELECT provider, billing_account,
-               CAST(count(*) FILTER (WHERE month >= $start) AS INTEGER) AS months,
-               max(reach) FILTER (WHERE month = $last_month) AS reach,
-               max(month) AS last_month,
-               bool_or(month = $last_month AND rows > 0 AND reach IS NULL) AS undated
-        FROM months GROUP BY ALL ORDER BY provider, billing_account
-        """,
-        {"previous": quarter.previous().start, "start": quarter.start, "end": quarter.end, "last_month": last_month},
-    )
+    with wh.ibis() as con:
+        frame = quarter_coverage_expr(con.table("charges"), quarter).to_polars()
     reaches = pl.col("reach") > last_day
     complete = (pl.col("months") == 3) & (reaches | pl.col("undated").fill_null(False))
     reason = (

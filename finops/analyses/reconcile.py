@@ -32,8 +32,12 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
 import polars as pl
 
+from finops.analyses.unit_economics import minus, provider_key
 from finops.exceptions import AnalysisError
 from finops.warehouse import Warehouse
 from finops.warehouse.keys import provider_key_sql
@@ -41,7 +45,7 @@ from finops.warehouse.keys import provider_key_sql
 RECONCILED_PROVIDERS = ("OpenAI", "Anthropic", "AWS Bedrock", "Azure OpenAI", "Google Vertex AI / Gemini")
 """The providers :func:`gateway_vs_bill` can match with invoice lines."""
 
-GATEWAY_PROVIDER_SQL = f"""CASE {provider_key_sql('provider')}
+GATEWAY_PROVIDER_SQL = f"""CASE {provider_key_sql("provider")}
     WHEN 'openai' THEN 'OpenAI'
     WHEN 'anthropic' THEN 'Anthropic'
     WHEN 'bedrock' THEN 'AWS Bedrock'
@@ -52,19 +56,140 @@ GATEWAY_PROVIDER_SQL = f"""CASE {provider_key_sql('provider')}
 
 _text = "coalesce({}, '')"
 BILLED_PROVIDER_SQL = f"""CASE
-    WHEN {_text.format('ServiceName')} ILIKE '%bedrock%' THEN 'AWS Bedrock'
-    WHEN {_text.format('ProviderName')} ILIKE 'microsoft%' AND (x_Model IS NOT NULL
-         OR {_text.format('ServiceName')} ILIKE '%openai%' OR {_text.format('ServiceName')} ILIKE '%foundry%')
+    WHEN {_text.format("ServiceName")} ILIKE '%bedrock%' THEN 'AWS Bedrock'
+    WHEN {_text.format("ProviderName")} ILIKE 'microsoft%' AND (x_Model IS NOT NULL
+         OR {_text.format("ServiceName")} ILIKE '%openai%' OR {_text.format("ServiceName")} ILIKE '%foundry%')
          THEN 'Azure OpenAI'
-    WHEN {_text.format('ProviderName')} ILIKE 'google%' AND (x_Model IS NOT NULL
-         OR {_text.format('ServiceName')} ILIKE '%gemini%' OR {_text.format('ServiceName')} ILIKE '%generative language%'
-         OR ({_text.format('ServiceName')} ILIKE '%vertex ai%'
-             AND regexp_matches(lower({_text.format('x_UsageType')} || ' ' || {_text.format('ChargeDescription')}),
+    WHEN {_text.format("ProviderName")} ILIKE 'google%' AND (x_Model IS NOT NULL
+         OR {_text.format("ServiceName")} ILIKE '%gemini%' OR {_text.format("ServiceName")} ILIKE '%generative language%'
+         OR ({_text.format("ServiceName")} ILIKE '%vertex ai%'
+             AND regexp_matches(lower({_text.format("x_UsageType")} || ' ' || {_text.format("ChargeDescription")}),
                                 'token|character|gemini|claude')))
          THEN 'Google Vertex AI / Gemini'
-    WHEN {_text.format('ProviderName')} ILIKE 'openai%' THEN 'OpenAI'
-    WHEN {_text.format('ProviderName')} ILIKE 'anthropic%' THEN 'Anthropic'
+    WHEN {_text.format("ProviderName")} ILIKE 'openai%' THEN 'OpenAI'
+    WHEN {_text.format("ProviderName")} ILIKE 'anthropic%' THEN 'Anthropic'
     END"""
+
+
+MONEY = dt.Decimal(38, 10)
+_COUNT = dt.Decimal(38, 0)
+"""Token sums: DECIMAL(38, 0), as DuckDB sums BIGINT (HUGEINT)."""
+
+_GATEWAY_FAMILIES = {
+    "openai": "OpenAI",
+    "anthropic": "Anthropic",
+    "bedrock": "AWS Bedrock",
+    "azure": "Azure OpenAI",
+    "vertex_ai": "Google Vertex AI / Gemini",
+    "gemini": "Google Vertex AI / Gemini",
+}
+
+
+def gateway_provider(provider: ir.StringValue) -> ir.StringValue:
+    """The ibis twin of :data:`GATEWAY_PROVIDER_SQL`: a gateway provider's family as billed."""
+    return provider_key(provider).substitute(_GATEWAY_FAMILIES, else_=provider.fill_null("unknown"))
+
+
+def billed_provider(charges: ibis.Table) -> ir.StringValue:
+    """The ibis twin of :data:`BILLED_PROVIDER_SQL`: which reconciled provider a charge bills, or NULL."""
+    service = charges.ServiceName.fill_null("")
+    provider = charges.ProviderName.fill_null("")
+    usage_text = (charges.x_UsageType.fill_null("") + " " + charges.ChargeDescription.fill_null("")).lower()
+    has_model = charges.x_Model.notnull()
+    return ibis.cases(
+        (service.ilike("%bedrock%"), "AWS Bedrock"),
+        (
+            provider.ilike("microsoft%") & (has_model | service.ilike("%openai%") | service.ilike("%foundry%")),
+            "Azure OpenAI",
+        ),
+        (
+            provider.ilike("google%")
+            & (
+                has_model
+                | service.ilike("%gemini%")
+                | service.ilike("%generative language%")
+                | (service.ilike("%vertex ai%") & usage_text.re_search("token|character|gemini|claude"))
+            ),
+            "Google Vertex AI / Gemini",
+        ),
+        (provider.ilike("openai%"), "OpenAI"),
+        (provider.ilike("anthropic%"), "Anthropic"),
+        else_=ibis.null(dt.string),
+    )
+
+
+def _joined_sorted(values: ir.StringValue) -> ir.StringValue:
+    """string_agg(DISTINCT values, ', ' ORDER BY values): NULL when there is none."""
+    names = values.collect(distinct=True).sort()
+    return ibis.ifelse(names.length() > 0, names.join(", "), ibis.null(dt.string))
+
+
+def _between(t: ibis.Table, column: str, start: date, end: date) -> ibis.Table:
+    low, high = _bounds(start, end)
+    return t.filter(
+        t[column] >= ibis.literal(low, type=dt.timestamp), t[column] < ibis.literal(high, type=dt.timestamp)
+    )
+
+
+def gateway_vs_bill_expr(
+    requests: ibis.Table, charges: ibis.Table, start: date, end: date, *, source: str | None = None
+) -> ibis.Table:
+    """The expression behind :func:`gateway_vs_bill`, over `llm_requests` and `charges` tables."""
+    r = _between(requests, "period_start", start, end)
+    if source is not None:
+        r = r.filter(r.x_Source == source)
+    gateway = r.group_by(
+        provider=gateway_provider(r.provider), month=r.period_start.truncate("M").date(), source=r.x_Source
+    ).aggregate(gateway_cost=r.cost.sum().cast(MONEY), unpriced_requests=r.count(where=r.cost.isnull()))
+    c = _between(charges, "ChargePeriodStart", start, end)
+    c = c.mutate(_provider=billed_provider(c), _month=c.ChargePeriodStart.truncate("M").date())
+    c = c.filter(c._provider.notnull())
+    billed = c.group_by(_provider=c._provider, _month=c._month).aggregate(
+        billed_cost=c.BilledCost.sum().cast(MONEY), billed_currency=_joined_sorted(c.BillingCurrency)
+    )
+    j = gateway.outer_join(billed, [gateway.provider == billed._provider, gateway.month == billed._month])
+    gateway_cost = j.gateway_cost.fill_null(ibis.literal(0, type=MONEY))
+    difference = minus(j.billed_cost, gateway_cost)
+    out = j.select(
+        provider=j.provider.fill_null(j._provider),
+        month=j.month.fill_null(j._month),
+        source=j.source,
+        gateway_cost=gateway_cost,
+        unpriced_requests=j.unpriced_requests.fill_null(0),
+        billed_cost=j.billed_cost,
+        billed_currency=j.billed_currency,
+        difference=difference,
+        difference_pct=ibis.ifelse(
+            j.billed_cost != 0, (difference.cast(dt.float64) * 100 / j.billed_cost.cast(dt.float64)).round(2), None
+        ),
+    )
+    return out.order_by(
+        ibis.asc(out.provider, nulls_first=False), ibis.asc(out.month, nulls_first=False),
+        ibis.asc(out.source, nulls_first=True),
+    )  # fmt: skip
+
+
+def unpriced_usage_expr(requests: ibis.Table, start: date, end: date) -> ibis.Table:
+    """The expression behind :func:`unpriced_usage`, over an `llm_requests` table."""
+    r = _between(requests, "period_start", start, end)
+    r = r.filter((r.cost_source == "unpriced") | r.cost.isnull())
+    tokens = {c: r[c].fill_null(0).cast(_COUNT) for c in ("input_tokens", "cached_input_tokens", "cache_write_tokens",
+                                                          "output_tokens")}  # fmt: skip
+    total = (
+        tokens["input_tokens"] + tokens["cached_input_tokens"] + tokens["cache_write_tokens"] + tokens["output_tokens"]
+    )
+    out = r.group_by(source=r.x_Source, provider=r.provider, model=r.model).aggregate(
+        rows=r.count(),
+        requests=r.requests.cast(_COUNT).sum().cast(_COUNT),
+        **{c: v.sum().cast(_COUNT) for c, v in tokens.items()},
+        total_tokens=total.cast(_COUNT).sum().cast(_COUNT),
+        first_seen=r.period_start.min(),
+        last_seen=r.period_start.max(),
+    )
+    return out.order_by(
+        ibis.desc(out.total_tokens, nulls_first=False), *(ibis.asc(out[c], nulls_first=False) for c in
+                                                          ("source", "provider", "model")),
+    )  # fmt: skip
 
 
 def _bounds(start: date, end: date) -> list[datetime]:
@@ -91,42 +216,9 @@ def gateway_vs_bill(wh: Warehouse, start: date, end: date, *, source: str | None
     │ OpenAI        ┆ 2026-07-01 ┆ litellm ┆ 480.00       ┆ … ┆ null        ┆ null       ┆ null           │
     └───────────────┴────────────┴─────────┴──────────────┴───┴─────────────┴────────────┴────────────────┘
     """
-    low, high = _bounds(start, end)
-    return wh.query(
-        f"""
-        WITH gateway AS (
-            SELECT {GATEWAY_PROVIDER_SQL} AS provider, CAST(date_trunc('month', period_start) AS DATE) AS month,
-                x_Source AS source, sum(cost) AS gateway_cost,
-                count(*) FILTER (WHERE cost IS NULL) AS unpriced_requests
-            FROM llm_requests
-            WHERE period_start >= ? AND period_start < ? AND (CAST(? AS VARCHAR) IS NULL OR x_Source = ?)
-            GROUP BY ALL
-        ),
-        billed AS (
-            SELECT provider, month, sum(BilledCost) AS billed_cost,
-                string_agg(DISTINCT BillingCurrency, ', ' ORDER BY BillingCurrency) AS billed_currency
-            FROM (
-                SELECT {BILLED_PROVIDER_SQL} AS provider, CAST(date_trunc('month', ChargePeriodStart) AS DATE) AS month,
-                    BilledCost, BillingCurrency
-                FROM charges
-                WHERE ChargePeriodStart >= ? AND ChargePeriodStart < ?
-            )
-            WHERE provider IS NOT NULL
-            GROUP BY ALL
-        )
-        SELECT coalesce(g.provider, b.provider) AS provider, coalesce(g.month, b.month) AS month, g.source,
-            coalesce(g.gateway_cost, CAST(0 AS DECIMAL(38, 10))) AS gateway_cost,
-            coalesce(g.unpriced_requests, 0) AS unpriced_requests,
-            b.billed_cost, b.billed_currency,
-            b.billed_cost - coalesce(g.gateway_cost, 0) AS difference,
-            CASE WHEN b.billed_cost <> 0
-                 THEN round(CAST(b.billed_cost - coalesce(g.gateway_cost, 0) AS DOUBLE) * 100 / CAST(b.billed_cost AS DOUBLE), 2)
-            END AS difference_pct
-        FROM gateway AS g FULL OUTER JOIN billed AS b ON g.provider = b.provider AND g.month = b.month
-        ORDER BY provider, month, source NULLS FIRST
-        """,
-        [low, high, source, source, low, high],
-    )
+    with wh.ibis() as con:
+        expr = gateway_vs_bill_expr(con.table("llm_requests"), con.table("charges"), start, end, source=source)
+        return expr.to_polars()
 
 
 def unpriced_usage(wh: Warehouse, start: date, end: date) -> pl.DataFrame:
@@ -145,21 +237,5 @@ def unpriced_usage(wh: Warehouse, start: date, end: date) -> pl.DataFrame:
     │ litellm ┆ openai   ┆ my-finetune ┆ 2    ┆ 2        ┆ … ┆ 2020         │
     └─────────┴──────────┴─────────────┴──────┴──────────┴───┴──────────────┘
     """
-    low, high = _bounds(start, end)
-    return wh.query(
-        """
-        SELECT x_Source AS source, provider, model, count(*) AS rows, sum(requests) AS requests,
-            sum(coalesce(input_tokens, 0)) AS input_tokens,
-            sum(coalesce(cached_input_tokens, 0)) AS cached_input_tokens,
-            sum(coalesce(cache_write_tokens, 0)) AS cache_write_tokens,
-            sum(coalesce(output_tokens, 0)) AS output_tokens,
-            sum(coalesce(input_tokens, 0) + coalesce(cached_input_tokens, 0) + coalesce(cache_write_tokens, 0)
-                + coalesce(output_tokens, 0)) AS total_tokens,
-            min(period_start) AS first_seen, max(period_start) AS last_seen
-        FROM llm_requests
-        WHERE period_start >= ? AND period_start < ? AND (cost_source = 'unpriced' OR cost IS NULL)
-        GROUP BY ALL
-        ORDER BY total_tokens DESC, source, provider, model
-        """,
-        [low, high],
-    )
+    with wh.ibis() as con:
+        return unpriced_usage_expr(con.table("llm_requests"), start, end).to_polars()

@@ -192,17 +192,18 @@ def with_department(charges: ibis.Table, config: Config) -> ibis.Table:
     silently, so the gap in tagging is a number someone owns.
     """
     account_map = {_account_key_text(acct): name for acct, name in config.sub_account_map().items()}
-    by_account = _lookup(_account_key(charges.SubAccountId), account_map)
     value_map = config.tag_value_map()
-    by_tags = []
+    keys: dict[str, ir.StringValue] = {"_dept_account": _account_key(charges.SubAccountId)}
     if value_map:
-        seen: set[str] = set()
-        for key in config.tag_keys:
-            if key.lower() not in seen:
-                seen.add(key.lower())
-                by_tags.append(_lookup(_tag_value(charges.Tags, key).strip().lower(), value_map))
+        for key in dict.fromkeys(k.lower() for k in config.tag_keys):
+            keys[f"_dept_tag_{len(keys)}"] = _tag_value(charges.Tags, key).strip().lower()
+    # The keys are computed once per row in their own step, then looked up: written inline, each tag's
+    # array expression would be repeated in every WHEN of the lookup, which Spark cannot compile.
+    keyed = charges.mutate(**keys)
+    by_account = _lookup(keyed._dept_account, account_map)
+    by_tags = [_lookup(keyed[name], value_map) for name in keys if name != "_dept_account"]
     department = ibis.coalesce(by_account, *by_tags, ibis.literal(UNALLOCATED))
-    return charges.mutate(department=department)
+    return keyed.mutate(department=department).drop(*keys)
 
 
 _AZURE_SUBSCRIPTION_PREFIX = "/subscriptions/"
@@ -431,7 +432,8 @@ def data_freshness_expr(charges: ibis.Table, batches: ibis.Table, quarantine: ib
     )
     # A quarantined row never reached `charges`: its provider is read from the raw row, if it has one.
     rejected = quarantine.join(succeeded, quarantine.batch_id == succeeded.batch_id)
-    raw_provider = rejected.raw_row["ProviderName"].str
+    # The cast is a no-op on DuckDB (JSON already); Spark reads the exported JSON column as text.
+    raw_provider = rejected.raw_row.cast(dt.json)["ProviderName"].str
     from_quarantine = rejected.group_by(source=rejected.source_kind, provider=raw_provider).aggregate(
         rows=ibis.literal(0, type=dt.int64),
         first_billing_period=no_time,
@@ -779,7 +781,10 @@ def classification_coverage_expr(
         fallback_cost=t._cost.sum(where=fallback).coalesce(_zero()),
         fallback_rules=t.workload_rule.collect(where=fallback, distinct=True).sort(),
     )
+    # None fired: NULL on every engine (Spark's collect_set gives [] where DuckDB gives NULL).
+    rules = per_source.fallback_rules
     return per_source.mutate(
+        fallback_rules=ibis.ifelse(rules.length() > 0, rules, ibis.null(rules.type())),
         specific_share=_share(per_source.specific_cost, per_source.ai_cost),
         fallback_share=_share(per_source.fallback_cost, per_source.ai_cost),
     ).order_by("x_Source")

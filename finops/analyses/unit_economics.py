@@ -49,7 +49,6 @@ import polars as pl
 
 from finops.analyses.usage import SOURCE_PRIORITY, task_costs
 from finops.exceptions import AnalysisError
-from finops.warehouse.keys import provider_key_sql, resolved_prices_sql
 
 if TYPE_CHECKING:
     from finops.config import Config
@@ -71,6 +70,25 @@ TimeGrain = Literal["month", "week"]
 TIME_GRAINS: tuple[TimeGrain, ...] = ("month", "week")
 
 MONEY = dt.Decimal(38, 10)
+PRICE = dt.Decimal(38, 18)
+"""The type of `prices`' per-token prices."""
+# Exact list costs on every engine (see requests_with_prices_expr): up to 10^15 tokens a row,
+# a price up to 9999 USD a token, a part up to 10^12 USD.
+_TOKEN_COUNT = dt.Decimal(15, 0)
+_UNIT_PRICE = dt.Decimal(22, 18)
+_PART = dt.Decimal(30, 18)
+_MONEY_OPERAND = dt.Decimal(37, 10)
+
+
+def minus(a: ir.DecimalValue, b: ir.DecimalValue) -> ir.DecimalValue:
+    """``a - b`` of two money values as exact DECIMAL(38, 10) on every engine.
+
+    Spark types DECIMAL(38, 10) − DECIMAL(38, 10) as DECIMAL(38, 9) (it rounds the last digit
+    away to make room for a carry); operands of precision 37 leave that room.
+    """
+    return (a.cast(_MONEY_OPERAND) - b.cast(_MONEY_OPERAND)).cast(MONEY)
+
+
 PER_MILLION = 1_000_000
 
 _TOKEN_COLUMNS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
@@ -104,9 +122,91 @@ def _check_by(by: Sequence[str]) -> tuple[str, ...]:
     return by
 
 
-def _sql_timestamp(moment: datetime) -> str:
-    # Built from a datetime, never from user text: safe to inline.
-    return f"TIMESTAMP '{moment.isoformat(sep=' ')}'"
+# -- shared keys, as ibis (the same rules as finops.warehouse.keys' SQL) ------------------------
+
+_REGION_PREFIX = "^(us|eu|apac|global|jp|au|ca)[.]"
+_VENDOR_PREFIX = "^(anthropic|meta|amazon|mistral|cohere|ai21|deepseek|openai|google|writer|qwen)[.]"
+_BASE_SUFFIX = "(-[0-9]{4}-[0-9]{2}-[0-9]{2}|-[0-9]{8}|@[0-9]{8}|[-@]latest)$"
+
+
+def model_key(model: ir.StringValue) -> ir.StringValue:
+    """A model name lower-cased, without provider prefix, Bedrock region/vendor or version.
+
+    The ibis twin of :func:`finops.warehouse.keys.model_key_sql` (connectors price with the SQL,
+    analyses join with this; both must agree): ``openai/gpt-4o`` → ``gpt-4o``.
+    """
+    key = model.strip().lower().re_replace("^.*/", "")
+    key = key.re_replace(_REGION_PREFIX, "").re_replace(_VENDOR_PREFIX, "")
+    return key.re_replace("-v[0-9]+:[0-9]+$", "")
+
+
+def base_model(key: ir.StringValue) -> ir.StringValue:
+    """The base model of a model key, without a snapshot date or ``-latest`` (as ``base_model_sql``)."""
+    return key.re_replace(_BASE_SUFFIX, "")
+
+
+def provider_key(provider: ir.StringValue) -> ir.StringValue:
+    """One name per provider, whatever the source calls it (as ``provider_key_sql``)."""
+    p = provider.strip().lower()
+    return ibis.cases(
+        (p.like("vertex_ai%") | p.isin(["gcp.vertex_ai", "vertex", "google_vertex"]), "vertex_ai"),
+        (p.isin(["gemini", "google", "gcp.gemini", "gcp.gen_ai", "google_ai_studio"]), "gemini"),
+        (p.isin(["text-completion-openai", "openai"]), "openai"),
+        (p.like("bedrock%") | (p == "aws.bedrock"), "bedrock"),
+        (
+            p.isin(["azure", "azure_ai", "azure_openai", "azure.ai.openai", "az.ai.openai", "azure.ai.inference"]),
+            "azure",
+        ),
+        else_=p,
+    )
+
+
+def resolved_prices(wanted: ibis.Table, prices: ibis.Table) -> ibis.Table:
+    """One price row per distinct (provider, model, day) of ``wanted``, or none: the model's list price.
+
+    As :mod:`connectors.pricing` matches (``resolved_prices_sql``): the exact model key, else its
+    base model; the caller's own provider first; overrides before the bundled map; the latest
+    ``valid_from``; only USD prices valid on ``day``. Returns provider, model, day (the keys),
+    ``model_key`` (the price's) and the price columns.
+    """
+    keyed = wanted.select("provider", "model", "day").distinct()
+    keyed = keyed.mutate(_want_key=model_key(keyed.model), _want_provider=provider_key(keyed.provider))
+    keyed = keyed.mutate(_want_base=base_model(keyed._want_key))
+    p = prices.filter(prices.currency.fill_null("USD").upper() == "USD")
+    p = p.select(
+        _price_provider=p.provider, _price_model=p.model, model_key=model_key(p.model),
+        input=p.input, cached_input=p.cached_input, cache_write=p.cache_write, output=p.output,
+        input_batch=p.input_batch, output_batch=p.output_batch, valid_from=p.valid_from, valid_to=p.valid_to,
+        price_source=p.price_source,
+    )  # fmt: skip
+    p = p.mutate(_base=base_model(p.model_key))
+    joined = keyed.join(
+        p,
+        [
+            p._base == keyed._want_base,
+            p.valid_from.isnull() | (p.valid_from <= keyed.day),
+            p.valid_to.isnull() | (keyed.day < p.valid_to),
+        ],
+    )
+    ranked = joined.mutate(
+        _model_rank=ibis.cases(
+            (joined.model_key == joined._want_key, 0), (joined.model_key == joined._want_base, 1), else_=2
+        ),
+        _provider_rank=ibis.ifelse(provider_key(joined._price_provider).identical_to(joined._want_provider), 0, 1),
+        _source_rank=ibis.ifelse(joined.price_source == "override", 0, 1),
+    )
+    order = [
+        ranked._model_rank, ranked._provider_rank, ranked._source_rank,
+        ibis.desc(ranked.valid_from, nulls_first=False), ibis.desc(ranked.model_key, nulls_first=False),
+        ranked._price_model,
+    ]  # fmt: skip
+    window = ibis.window(group_by=[ranked.provider, ranked.model, ranked.day], order_by=order)
+    ranked = ranked.mutate(_n=ibis.row_number().over(window))
+    best = ranked.filter(ranked._n == 0)
+    return best.select(
+        "provider", "model", "day", "model_key", "input", "cached_input", "cache_write", "output",
+        "input_batch", "output_batch",
+    )  # fmt: skip
 
 
 # -- small helpers: table -> table ------------------------------------------------------------
@@ -124,47 +224,63 @@ def requests_with_prices(con: ibis.BaseBackend, start: date, end: date) -> ibis.
     without a price). Prices are matched as :mod:`connectors.pricing` matches them (exact model,
     else its base model; own provider first; valid on the request's day).
     """
-    low, high = (_sql_timestamp(m) for m in check_period(start, end))
-    resolved = resolved_prices_sql("selected", lambda name: f's."{name}"', "(SELECT * FROM prices)")
+    return requests_with_prices_expr(con.table("llm_requests"), con.table("prices"), start, end)
 
-    def tokens(name: str) -> str:
-        return f"coalesce(s.{name}, 0)"
 
-    def part(count: str, price: str) -> str:
-        return f"CASE WHEN {count} = 0 THEN 0 ELSE {count} * {price} END"
+def requests_with_prices_expr(requests: ibis.Table, prices: ibis.Table, start: date, end: date) -> ibis.Table:
+    """The expression behind :func:`requests_with_prices`, over `llm_requests` and `prices` tables."""
+    low, high = check_period(start, end)
+    ps = requests.period_start
+    selected = requests.filter(ps >= ibis.literal(low, type=dt.timestamp), ps < ibis.literal(high, type=dt.timestamp))
+    columns = selected.columns
+    s = selected.mutate(_day=selected.period_start.date())
+    wanted = s.select(provider=s.provider, model=s.model, day=s._day)
+    r = resolved_prices(wanted, prices)
+    r = r.rename({f"_p_{c}": c for c in r.columns})
+    j = s.left_join(
+        r,
+        [r._p_provider.identical_to(s.provider), r._p_model.identical_to(s.model), r._p_day == s._day],
+    )
+    count = {c: j[c].fill_null(0) for c in _TOKEN_COLUMNS}
 
+    def part(n: ir.IntegerValue, price: ir.DecimalValue) -> ir.DecimalValue:
+        # Narrow operand types keep the product exact on every engine: Spark would round
+        # BIGINT × DECIMAL(38, 18) (precision 59) to 6 decimals, DuckDB would not.
+        product = (n.cast(_TOKEN_COUNT) * price.cast(_UNIT_PRICE)).cast(_PART)
+        return ibis.ifelse(n == 0, ibis.literal(Decimal(0), type=_PART), product)
+
+    cached_price = j._p_cached_input.fill_null(j._p_input)
+    write_price = j._p_cache_write.fill_null(j._p_input)
     list_input = (
-        f"({part(tokens('input_tokens'), 'p.input')} + {part(tokens('cached_input_tokens'), 'coalesce(p.cached_input, p.input)')}"
-        f" + {part(tokens('cache_write_tokens'), 'coalesce(p.cache_write, p.input)')})"
+        part(count["input_tokens"], j._p_input)
+        + part(count["cached_input_tokens"], cached_price)
+        + part(count["cache_write_tokens"], write_price)
     )
-    list_output = part(tokens("output_tokens"), "p.output")
-    input_share = (
-        f"CASE WHEN p.model_key IS NULL THEN NULL WHEN {list_input} + {list_output} > 0"
-        f" THEN CAST({list_input} AS DOUBLE) / CAST({list_input} + {list_output} AS DOUBLE) END"
+    list_output = part(count["output_tokens"], j._p_output)
+    list_total = list_input + list_output
+    input_share = ibis.cases(
+        (j._p_model_key.isnull(), ibis.null(dt.float64)),
+        (list_total > 0, list_input.cast(dt.float64) / list_total.cast(dt.float64)),
+        else_=ibis.null(dt.float64),
     )
-    input_cost = f"CAST(round(CAST(s.cost AS DOUBLE) * ({input_share}), 10) AS DECIMAL(38, 10))"
-    sql = f"""
-        WITH selected AS (
-            SELECT * FROM llm_requests WHERE period_start >= {low} AND period_start < {high}
-        ),
-        resolved AS ({resolved}),
-        split AS (
-            SELECT s.*, {provider_key_sql("s.provider")} AS provider_key,
-                CAST(date_trunc('month', s.period_start) AS DATE) AS month,
-                {tokens("input_tokens")} + {tokens("cached_input_tokens")} + {tokens("cache_write_tokens")}
-                    + {tokens("output_tokens")} AS tokens,
-                {input_cost} AS input_cost,
-                p.input AS price_input, coalesce(p.cached_input, p.input) AS price_cached_input,
-                coalesce(p.cache_write, p.input) AS price_cache_write, p.output AS price_output,
-                p.input_batch AS price_input_batch, p.output_batch AS price_output_batch
-            FROM selected AS s
-            LEFT JOIN resolved AS p
-              ON p.provider IS NOT DISTINCT FROM s.provider AND p.model IS NOT DISTINCT FROM s.model
-             AND p.day = CAST(s.period_start AS DATE)
-        )
-        SELECT *, CAST(cost - input_cost AS DECIMAL(38, 10)) AS output_cost FROM split
-    """
-    return con.sql(sql)
+    input_cost = (j.cost.cast(dt.float64) * input_share).round(10).cast(MONEY)
+    out = j.select(
+        *columns,
+        provider_key=provider_key(j.provider),
+        month=j.period_start.truncate("M").date(),
+        tokens=count["input_tokens"]
+        + count["cached_input_tokens"]
+        + count["cache_write_tokens"]
+        + count["output_tokens"],
+        input_cost=input_cost,
+        price_input=j._p_input,
+        price_cached_input=cached_price,
+        price_cache_write=write_price,
+        price_output=j._p_output,
+        price_input_batch=j._p_input_batch,
+        price_output_batch=j._p_output_batch,
+    )
+    return out.mutate(output_cost=minus(out.cost, out.input_cost))
 
 
 def choose_sources(requests: ibis.Table, source: str | Sequence[str] | None = None) -> ibis.Table:

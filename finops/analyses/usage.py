@@ -15,6 +15,9 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
 import polars as pl
 
 from finops.exceptions import AnalysisError
@@ -27,19 +30,64 @@ SOURCE_PRIORITY: tuple[str, ...] = ("litellm", "openai-usage", "anthropic-usage"
 (a LiteLLM gateway, the provider's usage API, traces): the first present wins. The gateway sees
 every call; a usage API all of its provider's; traces one agent. Unlisted sources come after."""
 
-_TOTALS = """
-    count(*) AS model_calls,
-    sum(coalesce(input_tokens, 0)) AS input_tokens,
-    sum(coalesce(cached_input_tokens, 0)) AS cached_input_tokens,
-    sum(coalesce(cache_write_tokens, 0)) AS cache_write_tokens,
-    sum(coalesce(output_tokens, 0)) AS output_tokens,
-    sum(cost) AS cost,
-    count(*) FILTER (WHERE cost_source = 'reported') AS reported_calls,
-    count(*) FILTER (WHERE cost_source = 'priced') AS priced_calls,
-    count(*) FILTER (WHERE cost IS NULL) AS unpriced_calls,
-    min(period_start) AS first_call_at,
-    max(coalesce(period_end, period_start)) AS last_call_at
-"""
+MONEY = dt.Decimal(38, 10)
+_COUNT = dt.Decimal(38, 0)
+"""Token sums: DECIMAL(38, 0), as DuckDB sums BIGINT (HUGEINT), so no engine overflows or differs."""
+_TOKENS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
+
+
+def _totals(t: ibis.Table) -> dict[str, ir.Value]:
+    """The shared aggregates: calls, tokens, cost, the cost source mix, first and last call."""
+    return {
+        "model_calls": t.count(),
+        **{c: t[c].fill_null(0).cast(_COUNT).sum().cast(_COUNT) for c in _TOKENS},
+        "cost": t.cost.sum().cast(MONEY),
+        "reported_calls": t.count(where=t.cost_source == "reported"),
+        "priced_calls": t.count(where=t.cost_source == "priced"),
+        "unpriced_calls": t.count(where=t.cost.isnull()),
+        "first_call_at": t.period_start.min(),
+        "last_call_at": t.period_end.fill_null(t.period_start).max(),
+    }
+
+
+def _between(requests: ibis.Table, start: date, end: date, source: str | None) -> ibis.Table:
+    """Rows starting in [start, end), of ``source`` when one is given."""
+    low, high = _bounds(start, end)
+    ps = requests.period_start
+    t = requests.filter(ps >= ibis.literal(low, type=dt.timestamp), ps < ibis.literal(high, type=dt.timestamp))
+    return t if source is None else t.filter(t.x_Source == source)
+
+
+def _agents(agent_id: ir.StringValue) -> ir.StringValue:
+    """The distinct agent ids joined by ', ' in name order (NULL when there is none)."""
+    names = agent_id.collect(distinct=True).sort()
+    return ibis.ifelse(names.length() > 0, names.join(", "), ibis.null(dt.string))
+
+
+def task_costs_expr(requests: ibis.Table, start: date, end: date, *, source: str | None = None) -> ibis.Table:
+    """The expression behind :func:`task_costs`, over an `llm_requests` table."""
+    t = _between(requests, start, end, source)
+    t = t.filter(t.task_id.notnull())
+    out = t.group_by(source=t.x_Source, task_id=t.task_id).aggregate(agent_id=_agents(t.agent_id), **_totals(t))
+    return out.order_by(
+        ibis.desc(out.cost, nulls_first=False), ibis.desc(out.model_calls), ibis.asc(out.task_id, nulls_first=False)
+    )
+
+
+def agent_costs_expr(requests: ibis.Table, start: date, end: date, *, source: str | None = None) -> ibis.Table:
+    """The expression behind :func:`agent_costs`, over an `llm_requests` table."""
+    t = _between(requests, start, end, source)
+    per_task = t.group_by(["x_Source", "agent_id", "task_id"]).aggregate(task_cost=t.cost.sum().cast(MONEY))
+    worst = per_task.group_by(["x_Source", "agent_id"]).aggregate(max_task_cost=per_task.task_cost.max())
+    out = t.group_by(["x_Source", "agent_id"]).aggregate(tasks=t.task_id.nunique(), **_totals(t))
+    joined = out.left_join(
+        worst, [out.x_Source.identical_to(worst.x_Source), out.agent_id.identical_to(worst.agent_id)]
+    )
+    result = joined.select("x_Source", "agent_id", "tasks", *_totals(t), "max_task_cost").rename(source="x_Source")
+    return result.order_by(
+        ibis.desc(result.cost, nulls_first=False), ibis.desc(result.model_calls),
+        ibis.asc(result.agent_id, nulls_first=False),
+    )  # fmt: skip
 
 
 def _bounds(start: date, end: date) -> list[datetime]:
@@ -61,16 +109,8 @@ def task_costs(wh: Warehouse, start: date, end: date, *, source: str | None = No
     ┌──────────────────┬─────────────┬──────────┐
     │ 7d1e…            ┆ 40          ┆ 0.36     │
     """
-    return wh.query(
-        f"""SELECT x_Source AS source, task_id,
-                string_agg(DISTINCT agent_id, ', ' ORDER BY agent_id) AS agent_id,
-                {_TOTALS}
-            FROM llm_requests
-            WHERE task_id IS NOT NULL AND period_start >= ? AND period_start < ? AND (? IS NULL OR x_Source = ?)
-            GROUP BY x_Source, task_id
-            ORDER BY cost DESC NULLS LAST, model_calls DESC, task_id""",
-        [*_bounds(start, end), source, source],
-    )
+    with wh.ibis() as con:
+        return task_costs_expr(con.table("llm_requests"), start, end, source=source).to_polars()
 
 
 def agent_costs(wh: Warehouse, start: date, end: date, *, source: str | None = None) -> pl.DataFrame:
@@ -79,18 +119,5 @@ def agent_costs(wh: Warehouse, start: date, end: date, *, source: str | None = N
     The same columns as :func:`task_costs` with ``tasks`` (distinct task ids) and
     ``max_task_cost`` (its costliest task) instead of task_id, costliest agent first.
     """
-    return wh.query(
-        f"""WITH per_task AS (
-                SELECT x_Source, agent_id, task_id, sum(cost) AS task_cost FROM llm_requests
-                WHERE period_start >= ? AND period_start < ? AND (? IS NULL OR x_Source = ?) GROUP BY ALL
-            )
-            SELECT x_Source AS source, agent_id, count(DISTINCT task_id) AS tasks,
-                {_TOTALS},
-                (SELECT max(task_cost) FROM per_task p WHERE p.x_Source = r.x_Source
-                    AND p.agent_id IS NOT DISTINCT FROM r.agent_id) AS max_task_cost
-            FROM llm_requests AS r
-            WHERE period_start >= ? AND period_start < ? AND (? IS NULL OR x_Source = ?)
-            GROUP BY x_Source, agent_id
-            ORDER BY cost DESC NULLS LAST, model_calls DESC, agent_id""",
-        [*_bounds(start, end), source, source, *_bounds(start, end), source, source],
-    )
+    with wh.ibis() as con:
+        return agent_costs_expr(con.table("llm_requests"), start, end, source=source).to_polars()

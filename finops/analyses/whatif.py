@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,7 @@ from finops.analyses.unit_economics import (
     check_period,
     choose_sources,
     requests_with_prices,
+    resolved_prices,
     self_hosted_charges_expr,
     time_billed_hours,
 )
@@ -348,18 +349,20 @@ def model_prices(usage: pl.DataFrame, provider: str | None, model: str) -> dict[
 
 def lookup_prices(wh: Warehouse, provider: str, model: str, day: date) -> dict[str, Decimal] | None:
     """List prices of any model from `prices` (as the gateway pricing matches them), or None."""
-    from finops.warehouse.keys import resolved_prices_sql
-
-    wanted = "SELECT ? AS provider, ? AS model, CAST(? AS TIMESTAMP) AS period_start"
-    resolved = resolved_prices_sql("wanted", lambda name: f's."{name}"', "(SELECT * FROM prices)")
-    frame = wh.query(
-        f"""WITH wanted AS ({wanted}), resolved AS ({resolved})
-            SELECT input AS price_input, coalesce(cached_input, input) AS price_cached_input,
-                coalesce(cache_write, input) AS price_cache_write, output AS price_output,
-                input_batch AS price_input_batch, output_batch AS price_output_batch
-            FROM resolved WHERE model_key IS NOT NULL""",
-        [provider, model, day],
-    )
+    day = day.date() if isinstance(day, datetime) else day
+    wanted = ibis.memtable({"provider": [provider], "model": [model], "day": [day]},
+                           schema={"provider": "string", "model": "string", "day": "date"})  # fmt: skip
+    with wh.ibis() as con:
+        r = resolved_prices(wanted, con.table("prices"))
+        frame = (
+            r.filter(r.model_key.notnull())
+            .select(
+                price_input=r.input, price_cached_input=r.cached_input.fill_null(r.input),
+                price_cache_write=r.cache_write.fill_null(r.input), price_output=r.output,
+                price_input_batch=r.input_batch, price_output_batch=r.output_batch,
+            )
+            .to_polars()
+        )  # fmt: skip
     if frame.height == 0 or frame["price_input"][0] is None or frame["price_output"][0] is None:
         return None
     return frame.row(0, named=True)

@@ -12,10 +12,10 @@ seed gives the same bytes, and the gateway agrees with the bill by construction:
 =====================  ==================================================  ============================
 what                   file(s) under ``<out>/gateway/``                    loaded by
 =====================  ==================================================  ============================
-LiteLLM spend logs     ``litellm/spend_logs.parquet`` (the table's rows)   ``connectors.litellm.ingest``
-                       and ``litellm/create_table.sql``                    from a throw-away Postgres
-OpenAI usage API       ``openai/{completions,costs}_pageN.json``           ``openai_usage.load_pages``
-OTel agent traces      ``otel/support-ticket-agent.jsonl.gz`` (OTLP JSON)  ``connectors.otel.ingest``
+LiteLLM spend logs     ``litellm/spend_logs.parquet`` (the table's rows)   kind ``litellm`` from a throw-away
+                       and ``litellm/create_table.sql``                    Postgres, else ``litellm-file``
+OpenAI usage API       ``openai/{completions,costs}_pageN.json``           kind ``openai-usage-files``
+OTel agent traces      ``otel/support-ticket-agent.jsonl.gz`` (OTLP JSON)  kind ``otel``
 =====================  ==================================================  ============================
 
 LiteLLM (the gateway carries the Bedrock, Azure OpenAI and Vertex AI traffic of Product,
@@ -756,18 +756,14 @@ def load(
 ) -> list[GatewayLoad]:
     """Load the gateway files into ``wh``: prices, LiteLLM (through Postgres when one starts), OpenAI, OTel.
 
-    The prices, LiteLLM (from Postgres) and OTel loads are sources like any in finops.toml and
-    go through the connector registry (:mod:`finops.ingest.registry`), as ``finops ingest`` would.
-    LiteLLM: a throw-away Postgres is started, the spend-log rows are COPYed into its
-    "LiteLLM_SpendLogs" and read back by the ``litellm`` connector, exactly as from a real proxy
-    database; it is stopped at the end. When no Postgres can start (or ``use_postgres`` is
-    false) the same rows are loaded from the Parquet file with ``connectors.litellm.ingest_rows``
-    when that entry point exists, and the returned note says so. The OpenAI pages are files
-    the API would have returned, so they load with ``openai_usage.load_pages``: no source kind
-    reads API pages from disk.
+    Every load is a source like any in finops.toml and goes through the connector registry
+    (:mod:`finops.ingest.registry`), as ``finops run`` would. LiteLLM: a throw-away Postgres is
+    started, the spend-log rows are COPYed into its "LiteLLM_SpendLogs" and read back by the
+    ``litellm`` kind, exactly as from a real proxy database; it is stopped at the end. When no
+    Postgres can start (or ``use_postgres`` is false) the same rows are loaded from the Parquet
+    file by the ``litellm-file`` kind, and the returned note says so. The OpenAI pages are files
+    the API would have returned: the ``openai-usage-files`` kind loads them for the demo's window.
     """
-    from connectors import litellm, openai_usage
-    from connectors.http_api import Page
     from finops.ingest import sources
 
     loads: list[GatewayLoad] = []
@@ -785,21 +781,13 @@ def load(
                                  report.rows_loaded, report.rows_replaced))  # fmt: skip
     else:
         why = started[1]
-        rows_entry = getattr(litellm, "ingest_rows", None)
-        if rows_entry is None:
-            note = f"not loaded: {why}, and connectors.litellm has no file entry point (ingest_rows)"
-            loads.append(GatewayLoad("LiteLLM spend logs", 0, 0, note))
-        else:
-            rows = rows_entry(wh, files.spend_logs, progress=progress)
-            note = f"no Postgres ({why}): loaded the same rows from the file"
-            loads.append(GatewayLoad(f"LiteLLM spend logs from {files.spend_logs.name}", rows.result.rows_loaded,
-                                     rows.result.rows_replaced, note))  # fmt: skip
-    usage_pages = [Page(openai_usage.COMPLETIONS_PATH, n, p.read_text(encoding="utf-8"))
-                   for n, p in enumerate(files.openai_completions, 1)]  # fmt: skip
-    cost_pages = [Page(openai_usage.COSTS_PATH, n, p.read_text(encoding="utf-8")) for n, p in enumerate(files.openai_costs, 1)]
-    usage = openai_usage.load_pages(wh, WINDOW_START, WINDOW_END, usage_pages, cost_pages,
-                                    uri=f"file://{files.out_dir / 'openai'}")  # fmt: skip
-    loads.append(GatewayLoad("OpenAI usage and costs API pages", usage.result.rows_loaded, usage.result.rows_replaced))
+        rows = sources.ingest_report(wh, sources.source("litellm-file", [str(files.spend_logs)]), progress=progress)
+        note = f"no Postgres ({why}): loaded the same rows from the file"
+        loads.append(GatewayLoad(f"LiteLLM spend logs from {files.spend_logs.name}", rows.rows_loaded,
+                                 rows.rows_replaced, note))  # fmt: skip
+    pages = sources.source("openai-usage-files", [str(files.out_dir / "openai")], start=WINDOW_START, end=WINDOW_END)
+    usage = sources.ingest_report(wh, pages, progress=progress)
+    loads.append(GatewayLoad("OpenAI usage and costs API pages", usage.rows_loaded, usage.rows_replaced))
     traces = sources.ingest_report(wh, sources.source("otel", [str(p) for p in files.otel_traces]), progress=progress)
     loads.append(GatewayLoad("OTel traces of the ticket agent", traces.rows_loaded, traces.rows_replaced))
     return loads

@@ -37,6 +37,9 @@ what the warehouse held for it; ``replace-keys``: traces and prices, each key (r
 found replaces its row; ``merge-window``: incremental APIs and LiteLLM, the window read (from a
 start or a saved watermark) replaces the rows it covers."""
 
+LITELLM_FILE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
+"""What the ``litellm-file`` kind takes from a folder: exports of LiteLLM_SpendLogs' rows."""
+
 AZURE_DEFAULT_ENV = "AZURE_STORAGE_CONNECTION_STRING"
 """Where ``azure`` looks for the storage connection string when ``connection_string_env`` is not set."""
 
@@ -277,6 +280,46 @@ def _litellm(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> A
     )
 
 
+def _litellm_file(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> Any:
+    """LiteLLM_SpendLogs rows exported to files (Parquet, CSV, JSON lines), for when the proxy's
+    database cannot be reached: one batch per file (:func:`connectors.litellm.ingest_rows`), the
+    mapping, pricing and quarantine of the ``litellm`` kind; reloading a file adds nothing."""
+    from connectors import litellm
+    from connectors.files import expand
+
+    return [
+        litellm.ingest_rows(wh, path, progress=progress)
+        for path in expand(list(src.uris), suffixes=LITELLM_FILE_SUFFIXES)
+    ]
+
+
+def _openai_usage_files(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> Any:
+    """OpenAI Usage / Costs API answers saved as files, one page a file, for the UTC days
+    [start, end): loaded as the ``openai`` kind loads the pages it fetches
+    (:func:`connectors.openai_usage.load_pages`); the window's days are replaced."""
+    from connectors import openai_usage
+    from connectors.files import expand
+
+    start, end = (_day_option(src, name) for name in ("start", "end"))
+    start, end = openai_usage.window(start, end)
+    paths = expand(list(src.uris), suffixes=openai_usage.PAGE_FILE_SUFFIXES)
+    if progress:
+        progress("reading saved API pages", 0, len(paths))
+    usage_pages, cost_pages = openai_usage.read_pages(paths)
+    return openai_usage.load_pages(wh, start, end, usage_pages, cost_pages, uri=", ".join(src.uris))
+
+
+def _day_option(src: Source, name: str) -> Any:
+    """A required day option (a date, ``YYYY-MM-DD`` or ``-Nd``); ConfigError as finops.toml gives."""
+    value = src.option(name)
+    if value is None:
+        raise ConfigError(f"{src.kind} needs option {name!r}")
+    try:
+        return resolve_day(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{src.kind}: option {name} = {value!r} is not a day", hint="YYYY-MM-DD or -Nd") from None
+
+
 def _model_api(module: str) -> Ingester:
     def ingest_usage(wh: Warehouse, src: Source, progress: ProgressCallback | None) -> Any:
         import importlib
@@ -361,10 +404,19 @@ REGISTRY = Registry(
             FunctionConnector("otel", "replace-keys", _otel),
             FunctionConnector("langfuse", "replace-keys", _langfuse),
             FunctionConnector("prices", "replace-keys", _prices, _items, _no_files),
+            FunctionConnector("openai-usage-files", "merge-window", _openai_usage_files, files=_no_files),
+            FunctionConnector("litellm-file", "merge-window", _litellm_file, _items, len),
         )
     }
 )  # fmt: skip
 """The one registry: kind → :class:`FunctionConnector`. ``litellm``'s cursor is the state key
-prefix of its watermark (``watermark:<host:port/dbname>`` in ``source_state``)."""
+prefix of its watermark (``watermark:<host:port/dbname>`` in ``source_state``).
+
+Two kinds read from files what another kind reads from a service, when the service cannot be
+reached (and in ``finops demo``): ``openai-usage-files`` (uris: saved answers of the OpenAI Usage
+and Costs APIs, one page a file; options ``start`` and ``end``, required: the UTC days
+[start, end) the pages cover, which the load replaces) and ``litellm-file`` (uris: files of
+LiteLLM_SpendLogs rows, .parquet/.csv/.jsonl; no options; each file replaces the hours it touches
+under the key ``file:<name>``, so reloading it adds nothing)."""
 
 assert set(REGISTRY) == set(SOURCE_URIS), "every kind of finops.config.SOURCE_URIS needs a registry entry"

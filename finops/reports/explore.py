@@ -42,10 +42,11 @@ import ibis
 import polars as pl
 from ibis import _
 
-from finops.analyses.chargeback import chargeback, one_source_per_provider_sql, with_request_department
+from finops.analyses.chargeback import chargeback, with_request_department
 from finops.analyses.classify import AI_WORKLOADS, WORKLOADS, classify, classify_requests, rules_for
-from finops.analyses.reconcile import GATEWAY_PROVIDER_SQL
+from finops.analyses.reconcile import MONEY, gateway_provider
 from finops.analyses.spend import _charged_between, _check_range, _timestamp, _with_cost, with_department
+from finops.analyses.usage import SOURCE_PRIORITY
 from finops.config import UNALLOCATED, Config, CostBasis
 from finops.exceptions import AnalysisError
 from finops.reports import charts
@@ -146,22 +147,42 @@ def gateway_cube(wh: Warehouse, config: Config, start: date, end: date) -> pl.Da
     """
     _check_range(start, end)
     with wh.ibis() as con:
-        t = _requests_between(con.table("llm_requests"), start, end)
-        sql = ibis.to_sql(classify_requests(with_request_department(t, config)), dialect="duckdb")
-    return wh.query(
-        f"""
-        SELECT CAST(period_start AS DATE) AS date, department, provider, family, model, workload,
-            CAST(sum(coalesce(requests, 1)) AS BIGINT) AS requests,
-            CAST(sum(input_tokens) AS BIGINT) AS input_tokens, CAST(sum(output_tokens) AS BIGINT) AS output_tokens,
-            sum(cost) AS cost, count(*) FILTER (WHERE cost IS NULL) AS unpriced_requests
-        FROM (
-            SELECT *, {GATEWAY_PROVIDER_SQL} AS family FROM ({sql})
-            {one_source_per_provider_sql()}
-        )
-        GROUP BY ALL
-        ORDER BY date, department, provider, model
-        """
+        return gateway_cube_expr(con.table("llm_requests"), config, start, end).to_polars()
+
+
+def _one_source_per_family(requests: ibis.Table) -> ibis.Table:
+    """Keep, per provider family and month, the rows of the first :data:`SOURCE_PRIORITY` source present.
+
+    The ibis form of :func:`finops.analyses.chargeback.one_source_per_provider_sql`: sources not
+    listed rank after the listed ones (and are all kept when no listed one is present).
+    """
+    rank = requests.x_Source.substitute({s: i for i, s in enumerate(SOURCE_PRIORITY)}, else_=len(SOURCE_PRIORITY))
+    ranked = requests.mutate(_rank=rank)
+    window = ibis.window(group_by=[ranked.period_start.truncate("M"), ranked.family])
+    ranked = ranked.mutate(_best=ranked._rank.min().over(window))
+    return ranked.filter(ranked._rank == ranked._best).drop("_rank", "_best")
+
+
+def gateway_cube_expr(requests: ibis.Table, config: Config, start: date, end: date) -> ibis.Table:
+    """The expression behind :func:`gateway_cube`, over an `llm_requests` table."""
+    t = classify_requests(with_request_department(_requests_between(requests, start, end), config))
+    t = _one_source_per_family(t.mutate(family=gateway_provider(t.provider)))
+    out = t.group_by(
+        date=t.period_start.date(),
+        department=t.department,
+        provider=t.provider,
+        family=t.family,
+        model=t.model,
+        workload=t.workload,
+    ).aggregate(
+        requests=t.requests.fill_null(1).sum().cast("int64"),
+        input_tokens=t.input_tokens.sum().cast("int64"),
+        output_tokens=t.output_tokens.sum().cast("int64"),
+        cost=t.cost.sum().cast(MONEY),
+        unpriced_requests=t.count(where=t.cost.isnull()),
     )
+    keys = ("date", "department", "provider", "model", "family", "workload")
+    return out.order_by(*(ibis.asc(out[k], nulls_first=False) for k in keys))
 
 
 def data_range(wh: Warehouse) -> tuple[date, date]:
@@ -172,11 +193,12 @@ def data_range(wh: Warehouse) -> tuple[date, date]:
     AnalysisError
         The warehouse holds neither: there is nothing to explore.
     """
-    row = wh.query(
-        """SELECT min(day) AS first, max(day) AS last FROM (
-               SELECT CAST(ChargePeriodStart AS DATE) AS day FROM charges
-               UNION ALL SELECT CAST(period_start AS DATE) FROM llm_requests)"""
-    ).row(0)
+    with wh.ibis() as con:
+        charges, requests = con.table("charges"), con.table("llm_requests")
+        days = charges.select(day=charges.ChargePeriodStart.date()).union(
+            requests.select(day=requests.period_start.date()), distinct=False
+        )
+        row = days.aggregate(first=days.day.min(), last=days.day.max()).to_polars().row(0)
     if row[0] is None:
         raise AnalysisError(
             f"warehouse {wh.path} has no charges and no gateway calls",

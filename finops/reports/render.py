@@ -95,6 +95,7 @@ def render_quarterly(
     kernel_name: str | None = None,
     notebook: Path | None = None,
     timeout: int | None = 900,
+    engine: str | None = None,
 ) -> Path:
     """Execute the quarterly review for ``quarter`` and publish it as HTML; return the HTML path.
 
@@ -116,6 +117,9 @@ def render_quarterly(
         Another notebook to run instead of ``notebooks/quarterly_review.ipynb`` (tests).
     timeout
         Seconds one cell may run; ``None`` for no limit.
+    engine
+        ``"duckdb"`` or ``"spark"`` for the notebook's analyses; default finops.toml's ``engine``
+        (see :mod:`finops.warehouse.engine`).
 
     Raises
     ------
@@ -128,6 +132,7 @@ def render_quarterly(
         "quarter": label,
         "warehouse": str(Path(warehouse).resolve()),
         "config": str(Path(config).resolve()) if config else "",
+        "engine": engine or "",
         "offline": True,
     }
     return render_notebook(
@@ -152,6 +157,7 @@ def render_departments(
     progress: Callable[[str, int, int], None] | None = None,
     kernel_name: str | None = None,
     timeout: int | None = 900,
+    engine: str | None = None,
 ) -> Path:
     """One statement per department for ``quarter``, and an index page linking them; return the index.
 
@@ -162,11 +168,12 @@ def render_departments(
 
     A statement that fails stops the run with :class:`~finops.exceptions.ReportError` (see
     :func:`render_notebook`); the index is written only when every statement rendered.
-    ``progress(department, done, total)`` is called before each statement.
+    ``progress(department, done, total)`` is called before each statement. ``engine`` as in
+    :func:`render_quarterly`.
     """
     from finops.analyses import chargeback
     from finops.config import load_config
-    from finops.warehouse import Warehouse
+    from finops.warehouse.engine import open_engine
 
     label = quarter.label
     cfg = load_config(config, required=True)
@@ -188,15 +195,16 @@ def render_departments(
             notebook_path(STATEMENT_NOTEBOOK),
             f"statement-{label}-{_slug(name)}",
             {"department": name, "quarter": label, "warehouse": str(Path(warehouse).resolve()),
-             "config": str(Path(config).resolve()), "offline": True},
+             "config": str(Path(config).resolve()), "engine": engine or "", "offline": True},
             out_dir=folder,
             title=f"{name}: spend statement {label}",
             progress=False,
             kernel_name=kernel_name,
             timeout=timeout,
         )  # fmt: skip
-    rows = chargeback.chargeback(Warehouse(warehouse), cfg, quarter)
-    previous = chargeback.chargeback(Warehouse(warehouse), cfg, quarter.previous())
+    wh = open_engine(cfg, warehouse, engine=engine)
+    rows = chargeback.chargeback(wh, cfg, quarter)
+    previous = chargeback.chargeback(wh, cfg, quarter.previous())
     _write_atomically(index_path, _statement_index(label, cfg.company_name, cfg.currency, rows, previous, pages))
     return index_path
 

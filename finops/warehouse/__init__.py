@@ -394,6 +394,8 @@ class Warehouse:
     >>> wh.query("SELECT count(*) AS n FROM charges")  # doctest: +SKIP
     """
 
+    engine = "duckdb"  # the analyses' engine this is (finops.warehouse.engine has the other, Spark)
+
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,

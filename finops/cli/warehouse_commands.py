@@ -1,0 +1,87 @@
+"""Commands that look into the warehouse itself: query, batches, quarantine, prices, migrate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import polars as pl
+
+from finops.cli.options import _warehouse, format_option, warehouse_option
+from finops.cli.output import _print_frame, console
+
+
+@click.command()
+@click.argument("sql")
+@format_option
+@warehouse_option
+def query(sql: str, output_format: str, warehouse_path: Path | None) -> None:
+    """Run read-only SQL on the warehouse.
+
+    \b
+    Example:
+      finops query "SELECT ProviderName, sum(EffectiveCost) FROM charges GROUP BY ALL"
+    """
+    frame = _warehouse(warehouse_path).query(sql)
+    _print_frame(frame, output_format)
+
+
+@click.command()
+@click.option("--limit", type=int, default=20, show_default=True)
+@format_option
+@warehouse_option
+def batches(limit: int, output_format: str, warehouse_path: Path | None) -> None:
+    """List the most recent loads: source, status and row counts."""
+    frame = _warehouse(warehouse_path).query(
+        "SELECT batch_id, source_kind, status, rows_read, rows_loaded, rows_quarantined, rows_replaced,"
+        " len(files) AS files, started_at, round(epoch(ended_at - started_at), 1) AS seconds, message"
+        " FROM ingest_batches ORDER BY batch_id DESC LIMIT ?",
+        [limit],
+    )
+    _print_frame(frame, output_format)
+
+
+@click.command()
+@click.option("--batch", "batch_id", type=int, default=None, help="One batch (default: every batch).")
+@click.option("--limit", type=int, default=100, show_default=True)
+@format_option
+@warehouse_option
+def quarantine(batch_id: int | None, limit: int, output_format: str, warehouse_path: Path | None) -> None:
+    """Show rows that could not be loaded, with file, row, column and reason."""
+    frame = _warehouse(warehouse_path).query(
+        "SELECT batch_id, file, row_number, column_name, reason, raw_row FROM quarantine"
+        " WHERE ? IS NULL OR batch_id = ? ORDER BY batch_id DESC, file, row_number LIMIT ?",
+        [batch_id, batch_id, limit],
+    )
+    _print_frame(frame, output_format)
+
+
+@click.command()
+@click.option("--model", default=None, help="Only models whose name contains this text.")
+@format_option
+@warehouse_option
+def prices(model: str | None, output_format: str, warehouse_path: Path | None) -> None:
+    """List token prices in USD per 1M tokens (load them with `finops ingest prices`).
+
+    \b
+    Example:
+      finops prices --model claude
+    """
+    from connectors import pricing
+
+    frame = pricing.list_prices(_warehouse(warehouse_path), model)
+    if output_format == "table":  # every digit of a price: the shared table format rounds to cents
+        frame = frame.with_columns(
+            pl.col(c).map_elements(lambda v: f"{v.normalize():f}", return_dtype=pl.String)
+            for c in pricing.PRICE_COLUMNS
+        )
+    _print_frame(frame, output_format, title="Prices, USD per 1M tokens")
+
+
+@click.command()
+@warehouse_option
+def migrate(warehouse_path: Path | None) -> None:
+    """Upgrade the warehouse's schema to this version of finops."""
+    wh = _warehouse(warehouse_path)
+    version = wh.migrate()
+    console.print(f"{wh.path}: schema version {version}")
