@@ -44,8 +44,9 @@ import ibis.expr.types as ir
 import polars as pl
 
 from finops.analyses.classify import accelerator_instance, drop_rule_inputs, rule_inputs, search
-from finops.analyses.reconcile import GATEWAY_PROVIDER_SQL
+from finops.analyses.reconcile import GATEWAY_PROVIDER_SQL, billed_provider, gateway_provider
 from finops.analyses.spend import _check_basis, _lookup, with_department
+from finops.analyses.unit_economics import base_model, model_key
 from finops.analyses.usage import SOURCE_PRIORITY
 from finops.config import UNALLOCATED, ChargeMatch, Config, CostBasis
 from finops.exceptions import AnalysisError, ConfigError
@@ -172,7 +173,7 @@ def _charge_lines(con, config: Config, start: date, end: date, basis: CostBasis)
         "month", "ProviderName", "ServiceName", "x_Model", "x_UsageType", "ChargeDescription",
         "department", "pool", "rule_id", "rule_department", "gpu_hours", "cost",
     )  # fmt: skip
-    keyed = lines.mutate(family=_billed_family(lines), model_key=_bill_model_key(lines.x_Model))
+    keyed = lines.mutate(family=billed_provider(lines), model_key=_bill_model_key(lines.x_Model))
     # One row per distinct key: every later step sums cost (exactly) over coarser groups, so the
     # result is the same, and the engines work on a few thousand rows instead of every charge.
     return keyed.group_by(
@@ -204,70 +205,10 @@ def _request_lines(con, config: Config, start: date, end: date) -> ibis.Table:
 # -- provider families and model keys (ibis twins of finops.warehouse.keys / reconcile SQL) -----
 
 
-def _provider_key(provider: ir.StringValue) -> ir.StringValue:
-    """:func:`finops.warehouse.keys.provider_key_sql` as an ibis expression."""
-    p = provider.strip().lower()
-    azure = ("azure", "azure_ai", "azure_openai", "azure.ai.openai", "az.ai.openai", "azure.ai.inference")
-    return ibis.cases(
-        (p.like("vertex_ai%") | p.isin(("gcp.vertex_ai", "vertex", "google_vertex")), "vertex_ai"),
-        (p.isin(("gemini", "google", "gcp.gemini", "gcp.gen_ai", "google_ai_studio")), "gemini"),
-        (p.isin(("text-completion-openai", "openai")), "openai"),
-        (p.like("bedrock%") | (p == "aws.bedrock"), "bedrock"),
-        (p.isin(azure), "azure"),
-        else_=p,
-    )
-
-
-def _gateway_family(provider: ir.StringValue) -> ir.StringValue:
-    """:data:`finops.analyses.reconcile.GATEWAY_PROVIDER_SQL`: a gateway provider's billing family."""
-    return _provider_key(provider).substitute(
-        {
-            "openai": "OpenAI",
-            "anthropic": "Anthropic",
-            "bedrock": "AWS Bedrock",
-            "azure": "Azure OpenAI",
-            "vertex_ai": "Google Vertex AI / Gemini",
-            "gemini": "Google Vertex AI / Gemini",
-        },
-        else_=provider.fill_null("unknown"),
-    )
-
-
-def _billed_family(t: ibis.Table) -> ir.StringValue:
-    """:data:`finops.analyses.reconcile.BILLED_PROVIDER_SQL`: the model family a charge bills, or NULL."""
-    service, provider = t.ServiceName.fill_null(""), t.ProviderName.fill_null("")
-    usage = (t.x_UsageType.fill_null("") + " " + t.ChargeDescription.fill_null("")).lower()
-    named = t.x_Model.notnull()
-    return ibis.cases(
-        (service.ilike("%bedrock%"), "AWS Bedrock"),
-        (
-            provider.ilike("microsoft%") & (named | service.ilike("%openai%") | service.ilike("%foundry%")),
-            "Azure OpenAI",
-        ),
-        (
-            provider.ilike("google%")
-            & (
-                named
-                | service.ilike("%gemini%")
-                | service.ilike("%generative language%")
-                | (service.ilike("%vertex ai%") & usage.re_search("token|character|gemini|claude"))
-            ),
-            "Google Vertex AI / Gemini",
-        ),
-        (provider.ilike("openai%"), "OpenAI"),
-        (provider.ilike("anthropic%"), "Anthropic"),
-        else_=ibis.null("string"),
-    )
-
-
 def _bill_model_key(model: ir.StringValue) -> ir.StringValue:
-    """:func:`bill_model_key_sql` as an ibis expression (``[.]`` for a literal dot: the same in RE2 and Java)."""
-    key = model.strip().lower().re_replace("^.*/", "")
-    key = key.re_replace("^(us|eu|apac|global|jp|au|ca)[.]", "")
-    key = key.re_replace("^(anthropic|meta|amazon|mistral|cohere|ai21|deepseek|openai|google|writer|qwen)[.]", "")
-    key = key.re_replace("-v[0-9]+:[0-9]+$", "")
-    key = key.re_replace("(-[0-9]{4}-[0-9]{2}-[0-9]{2}|-[0-9]{8}|@[0-9]{8}|[-@]latest)$", "")
-    return key.re_replace("[^a-z0-9]", "").nullif("")
+    """:func:`bill_model_key_sql` in ibis: the base model key without punctuation, so a bill's model
+    name and a gateway's meet (``us.anthropic.claude-3-5-sonnet-20241022-v2:0`` → ``claude35sonnet``)."""
+    return base_model(model_key(model)).re_replace("[^a-z0-9]", "").nullif("")
 
 
 def one_source_per_provider(t: ibis.Table, source: str = "x_Source", time: str = "period_start") -> ibis.Table:
@@ -275,7 +216,7 @@ def one_source_per_provider(t: ibis.Table, source: str = "x_Source", time: str =
     (as billed) and month: the first of :data:`finops.analyses.usage.SOURCE_PRIORITY` present.
     The ibis form of :func:`one_source_per_provider_sql`, for any engine."""
     rank = ibis.cases(*((t[source] == s, i) for i, s in enumerate(SOURCE_PRIORITY)), else_=len(SOURCE_PRIORITY))
-    window = ibis.window(group_by=[t[time].truncate("M"), _gateway_family(t.provider)])
+    window = ibis.window(group_by=[t[time].truncate("M"), gateway_provider(t.provider)])
     ranked = t.mutate(_source_rank=rank)
     ranked = ranked.mutate(_best_rank=ranked._source_rank.min().over(window))
     return ranked.filter(ranked._source_rank == ranked._best_rank).drop("_source_rank", "_best_rank")
@@ -358,7 +299,7 @@ def _receivers(config: Config) -> ibis.Table:
 def _allocations_expr(lines: ibis.Table, requests: ibis.Table, config: Config) -> ibis.Table:
     """Every allocation: month, provider, service, department, kind, pool, method, amount (unordered)."""
     un = ibis.literal(UNALLOCATED)
-    keyed = requests.mutate(family=_gateway_family(requests.provider), model_key=_bill_model_key(requests.model))
+    keyed = requests.mutate(family=gateway_provider(requests.provider), model_key=_bill_model_key(requests.model))
     chosen = one_source_per_provider(keyed, "source", "month")
     usage = chosen.group_by("month", "family", "model_key", "department").agg(tokens=chosen.tokens.sum())
 
