@@ -237,8 +237,6 @@ def spark_session(remote: str = "local[*]") -> Any:
             for key, value in SPARK_SETTINGS.items():
                 builder = builder.config(key, value)
             session = builder.getOrCreate()
-        except EngineError:
-            raise
         except Exception as exc:
             raise EngineError(f"cannot start a Spark session at {remote}: {exc}") from exc
         _SESSIONS[remote] = session
