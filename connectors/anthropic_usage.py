@@ -141,7 +141,9 @@ def load_pages(
 
 
 def _time(field: str) -> str:
-    return f"TRY_CAST(TRY_CAST(bucket->>'{field}' AS TIMESTAMPTZ) AS TIMESTAMP)"
+    """SQL: an RFC 3339 bucket time as UTC TIMESTAMP; NULL when absent, unreadable, infinite or past year 9999."""
+    ts = f"TRY_CAST(TRY_CAST(bucket->>'{field}' AS TIMESTAMPTZ) AS TIMESTAMP)"
+    return f"CASE WHEN year({ts}) BETWEEN 1 AND 9999 THEN {ts} END"
 
 
 def _ids(*fields: str) -> str:

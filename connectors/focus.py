@@ -23,21 +23,25 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from connectors.files import (
-    EMPTY_QUARANTINE_SQL,
     FileFormat,
-    csv_rejects_sql,
     detect_format,
     expand,
-    read_sql,
     sql_literal,
     verify_gzip,
 )
-from connectors.staging import checksums, errors_quarantine_sql, first_line, no_progress, reading, stage_files
-from finops.exceptions import NotFocusError, SourceError
+from connectors.staging import (
+    checksums,
+    describe_columns,
+    errors_quarantine_sql,
+    first_line,
+    no_progress,
+    stage_file_rows,
+    stage_files,
+)
+from finops.exceptions import NotFocusError
 from finops.warehouse import (
     FOCUS_COLUMNS,
     MONEY,
@@ -131,11 +135,7 @@ def inspect(paths: Sequence[Path]) -> list[FocusFile]:
             fmt, compression = detect_format(path)
             if compression == "gzip":
                 verify_gzip(path)
-            try:
-                described = con.execute(f"DESCRIBE SELECT * FROM {read_sql(path, fmt, compression)}").fetchall()
-            except duckdb.Error as exc:
-                raise SourceError(f"{path}: cannot be read as {fmt.upper()}: {_first_line(exc)}") from exc
-            types = {row[0]: row[1] for row in described if row[0] != "file_row_number"}
+            types = describe_columns(con, path, fmt, compression)
             by_lower = {name.strip().lower(): name for name in types}
             columns = {focus: by_lower[focus.lower()] for focus in FOCUS_COLUMNS if focus.lower() in by_lower}
             missing = [c for c in REQUIRED_COLUMNS if c not in columns]
@@ -188,48 +188,16 @@ def ingest(
 
 def _stage_file(batch, index: int, file: FocusFile, *, first: bool) -> int:
     """Stage one file's rows (typed, with their errors) into focus_rows; return rows read."""
-    raw = f"_raw_{index}"
-    rejects = f"_rejects_{index}"
-    with reading(file.path):
-        batch.stage(raw, f"SELECT * FROM {read_sql(file.path, file.format, file.compression, rejects_table=rejects)}")
-    has_rejects = file.format == "csv"
-    row_number = _row_number_sql(file, rejects if has_rejects else None, batch)
-    select = _typed_select(file, raw, row_number)
-    if first:
-        batch.stage("focus_rows", select)
-        batch.stage(
-            "focus_rejects",
-            EMPTY_QUARANTINE_SQL,
-        )
-    else:
-        batch.stage("focus_rows", select, append=True)
-    rejected = 0
-    if has_rejects:
-        rejected = batch.stage(
-            "focus_rejects",
-            csv_rejects_sql(rejects, str(file.path)),
-            append=True,
-        )
-    staged = batch.execute(f'SELECT count(*) FROM "{raw}"').fetchone()[0]
-    batch.execute(f'DROP TABLE "{raw}"')
-    return staged + rejected
-
-
-def _row_number_sql(file: FocusFile, rejects: str | None, batch) -> str:
-    """SQL for the 1-based data row of each staged row in its file.
-
-    Parquet gives it directly. For CSV, staged rows are in file order but skip the lines
-    DuckDB rejected, so a row's number is its position plus the rejected rows before it.
-    """
-    if file.format == "parquet":
-        return "r.file_row_number + 1"
-    if batch.execute(f"SELECT count(*) FROM {rejects}").fetchone()[0] == 0:
-        return "r._rowid + 1"
-    # Rejected data rows d_0 < d_1 < …; accepted row k sits at k + #{j : d_j - j <= k}.
-    return (
-        "r._rowid + 1 + coalesce((SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d FROM "
-        f"{rejects}) q WHERE q.d - (SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d2 FROM {rejects}) q2"
-        " WHERE q2.d2 < q.d) <= r._rowid + 1), 0)"
+    return stage_file_rows(
+        batch,
+        index,
+        file.path,
+        file.format,
+        file.compression,
+        typed_select=lambda raw, row_number: _typed_select(file, raw, row_number),
+        rows_table="focus_rows",
+        rejects_table="focus_rejects",
+        first=first,
     )
 
 

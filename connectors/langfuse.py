@@ -391,10 +391,12 @@ def _time(text: str) -> str:
         f"CASE WHEN abs({num}) < 1e11 THEN {num} * 1000000 WHEN abs({num}) < 1e14 THEN {num} * 1000"
         f" WHEN abs({num}) < 1e17 THEN {num} ELSE {num} / 1000 END"
     )
-    return (
+    ts = (
         f"CASE WHEN {num} IS NOT NULL THEN try(make_timestamp(floor({micros})::BIGINT))"
         f" ELSE try_cast({text} AS TIMESTAMPTZ)::TIMESTAMP END"
     )
+    # 'infinity' and years past 9999 are not times of a call (and break readers of the table)
+    return f"CASE WHEN year({ts}) BETWEEN 1 AND 9999 THEN {ts} END"
 
 
 def _bucket_sum(prefix: str) -> str:

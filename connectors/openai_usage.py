@@ -204,11 +204,10 @@ def read_pages(paths: Sequence[Path]) -> tuple[list[Page], list[Page]]:
     return usage, costs
 
 
-_START = "bucket->>'start_time'"
-
-
 def _bucket_time(field: str) -> str:
-    return f"CAST(to_timestamp(CAST({count_sql(f'bucket->>{field!r}')} AS DOUBLE)) AS TIMESTAMP)"
+    """SQL: a bucket's Unix seconds as TIMESTAMP; NULL when absent, not whole, or past year 9999."""
+    ts = f"CAST(try(to_timestamp(CAST({count_sql(f'bucket->>{field!r}')} AS DOUBLE))) AS TIMESTAMP)"
+    return f"CASE WHEN year({ts}) BETWEEN 1 AND 9999 THEN {ts} END"
 
 
 def _ids(*fields: str) -> str:
@@ -226,7 +225,7 @@ def usage_sql() -> str:
     cached = f"coalesce({count_sql(raw['input_cached_tokens'])}, 0)"
     written = f"coalesce({count_sql(raw['input_cache_write_tokens'])}, 0)"
     checks = [
-        (f"{count_sql(_START)} IS NULL", "start_time", "bucket start_time is missing or not Unix seconds"),
+        (f"{_bucket_time('start_time')} IS NULL", "start_time", "bucket start_time is missing or not Unix seconds"),
         (f"{raw['input_tokens']} IS NULL", "input_tokens", "input_tokens is missing"),
         *count_checks(raw),
         (f"{cached} + {written} > {count_sql(raw['input_tokens'])}", "input_cached_tokens",
@@ -262,7 +261,7 @@ def cost_sql() -> str:
     """SQL over ``_api_results``: Costs API results as cost lines (model = the line item's model part)."""
     value = "result->'amount'->>'value'"
     checks = [
-        (f"{count_sql(_START)} IS NULL", "start_time", "bucket start_time is missing or not Unix seconds"),
+        (f"{_bucket_time('start_time')} IS NULL", "start_time", "bucket start_time is missing or not Unix seconds"),
         (f"{value} IS NULL", "amount.value", "amount.value is missing"),
         (f"TRY_CAST({value} AS {MONEY}) IS NULL", "amount.value", "amount.value is not a number"),
     ]  # fmt: skip

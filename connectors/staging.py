@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from connectors.files import sql_literal, verify_gzip
+import duckdb
+
+from connectors.files import EMPTY_QUARANTINE_SQL, FileFormat, csv_rejects_sql, read_sql, sql_literal, verify_gzip
 from finops.exceptions import SourceError
 from finops.warehouse import LoadBatch, SourceFile
 
@@ -95,6 +97,98 @@ def reading(path: Path | str, *, local: Path | None = None) -> Iterator[None]:
         if local is not None:
             reason = reason.replace(str(local), str(path))
         raise SourceError(f"{path}: cannot be read: {reason}") from exc
+
+
+def describe_columns(
+    con: duckdb.DuckDBPyConnection,
+    local: Path,
+    fmt: FileFormat,
+    compression: str | None,
+    *,
+    name: Path | str | None = None,
+) -> dict[str, str]:
+    """Each column's name and DuckDB type as :func:`connectors.files.read_sql` reads the file.
+
+    The inspect step of every file connector: nothing is staged, only the header (CSV) or the
+    schema (Parquet) is read. ``file_row_number`` (added by the reader) is left out. A file
+    DuckDB cannot read is a SourceError naming ``name`` (the ``s3://`` or ``az://`` URI of a
+    downloaded copy; default ``local``), never the temp path of the copy.
+    """
+    shown = str(name if name is not None else local)
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {read_sql(local, fmt, compression)}").fetchall()
+    except duckdb.Error as exc:
+        reason = first_line(exc).replace(str(local), shown)
+        raise SourceError(f"{shown}: cannot be read as {fmt.upper()}: {reason}") from exc
+    return {row[0]: row[1] for row in described if row[0] != "file_row_number"}
+
+
+def stage_raw(
+    batch: LoadBatch,
+    raw: str,
+    rejects: str,
+    local: Path,
+    fmt: FileFormat,
+    compression: str | None,
+    *,
+    name: Path | str | None = None,
+    rowid: str = "r._rowid",
+) -> str:
+    """Stage a file as read (CSV as text) into table ``raw``; return SQL for each staged row's data row number.
+
+    DuckDB keeps the CSV lines it cannot parse in table ``rejects`` (they become quarantine rows
+    through :func:`connectors.files.csv_rejects_sql`). The row number is 1-based, as a user
+    counts data rows: Parquet gives it (``r.file_row_number``); staged CSV rows are in file
+    order but skip the rejected lines, so a row's number is its position (``rowid``, 0-based, of
+    the staged row aliased ``r``) plus the rejected lines before it.
+    """
+    with reading(name if name is not None else local, local=local):
+        batch.stage(raw, f"SELECT * FROM {read_sql(local, fmt, compression, rejects_table=rejects)}")
+    if fmt == "parquet":
+        return "r.file_row_number + 1"
+    if batch.execute(f'SELECT count(*) FROM "{rejects}"').fetchone()[0] == 0:
+        return f"{rowid} + 1"
+    # Rejected data rows d_0 < d_1 < …; accepted row k sits at k + #{j : d_j - j <= k}.
+    return (
+        f"{rowid} + 1 + coalesce((SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d FROM "
+        f'"{rejects}") q WHERE q.d - (SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d2 FROM "{rejects}") q2'
+        f" WHERE q2.d2 < q.d) <= {rowid} + 1), 0)"
+    )
+
+
+def stage_file_rows(
+    batch: LoadBatch,
+    index: int,
+    local: Path,
+    fmt: FileFormat,
+    compression: str | None,
+    *,
+    typed_select: Callable[[str, str], str],
+    rows_table: str,
+    rejects_table: str,
+    first: bool,
+    name: Path | str | None = None,
+) -> int:
+    """Stage one file's typed rows into ``rows_table`` and its unparsable CSV lines into ``rejects_table``.
+
+    ``typed_select(raw_table, row_number_sql)`` is the connector's mapping: a SELECT over the
+    raw table (aliased ``r``) giving each row typed with its ``_errors``. The first file of a
+    load creates both tables, later files append (``first``), so the loop over files stays
+    the same for every connector. Returns the rows read: staged rows plus rejected lines.
+    """
+    raw, rejects = f"_{rows_table}_raw_{index}", f"_{rows_table}_rejects_{index}"
+    row_number = stage_raw(batch, raw, rejects, local, fmt, compression, name=name)
+    batch.stage(rows_table, typed_select(raw, row_number), append=not first)
+    if first:
+        batch.stage(rejects_table, EMPTY_QUARANTINE_SQL)
+    rejected = 0
+    if fmt == "csv":
+        rejected = batch.stage(
+            rejects_table, csv_rejects_sql(rejects, str(name if name is not None else local)), append=True
+        )
+    staged = batch.execute(f'SELECT count(*) FROM "{raw}"').fetchone()[0]
+    batch.execute(f'DROP TABLE "{raw}"')
+    return staged + rejected
 
 
 def errors_quarantine_sql(

@@ -30,14 +30,16 @@ def statements(sample_build, tmp_path_factory):
     seen: list[tuple[str, int, int]] = []
     index = report.render_departments(
         QUARTER, warehouse=sample_build.warehouse, config=sample_build.config, out_dir=out,
-        departments=DEPARTMENTS, progress=lambda name, done, total: seen.append((name, done, total)),
+        departments=DEPARTMENTS, progress=lambda name, done, total: seen.append((name, done, total)), jobs=2,
     )  # fmt: skip
     return index, seen
 
 
 def test_one_statement_per_department_with_its_checked_total(statements, sample_build):
     index, seen = statements
-    assert seen == [("Marketing", 0, 2), ("Customer Support", 1, 2)]
+    # Rendered two at a time: told as each is done, in whichever order they finish.
+    assert sorted(name for name, _, _ in seen) == sorted(DEPARTMENTS)
+    assert [(done, total) for _, done, total in seen] == [(1, 2), (2, 2)]
     wh, config = Warehouse(sample_build.warehouse), load_config(sample_build.config)
     for name, page in [("Marketing", "statement-2026Q3-marketing.html"), ("Customer Support", "statement-2026Q3-customer-support.html")]:
         html = (index.parent / page).read_text(encoding="utf-8")
@@ -74,4 +76,13 @@ def test_an_unknown_department_is_refused_before_anything_runs(sample_build, tmp
     with pytest.raises(ReportError, match=r"no department 'Legal'"):
         report.render_departments(QUARTER, warehouse=sample_build.warehouse, config=sample_build.config,
                                   out_dir=tmp_path, departments=["Legal"])  # fmt: skip
+    assert not any(tmp_path.rglob("*.html"))
+
+
+def test_a_statement_that_fails_in_a_worker_stops_the_run_and_publishes_no_index(sample_build, tmp_path):
+    with pytest.raises(ReportError, match=r"department_statement.ipynb could not be run: .*no-such-kernel") as failed:
+        report.render_departments(QUARTER, warehouse=sample_build.warehouse, config=sample_build.config,
+                                  out_dir=tmp_path, departments=DEPARTMENTS, kernel_name="no-such-kernel", jobs=2)  # fmt: skip
+    assert failed.value.hint and "kernelspec" in failed.value.hint  # the hint crossed the process boundary
+    assert not (tmp_path / "statements-2026Q3" / "index.html").exists()
     assert not any(tmp_path.rglob("*.html"))

@@ -20,7 +20,8 @@ import duckdb
 
 from connectors import focus
 from connectors.aws_cur.discover import ProgressCallback
-from connectors.files import FileFormat, detect_format, read_sql, verify_gzip
+from connectors.files import FileFormat, detect_format, verify_gzip
+from connectors.staging import describe_columns
 from finops.exceptions import SourceError
 from finops.warehouse import Warehouse
 
@@ -111,11 +112,7 @@ def _inspect(con: duckdb.DuckDBPyConnection, uri: str, local: Path) -> CurFile:
             verify_gzip(local)
         except SourceError as exc:
             raise SourceError(str(exc).replace(str(local), uri)) from None
-    try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {read_sql(local, fmt, compression)}").fetchall()
-    except duckdb.Error as exc:
-        raise SourceError(f"{uri}: cannot be read as {fmt.upper()}: {_first_line(exc, local, uri)}") from None
-    types = {row[0]: row[1] for row in described if row[0] != "file_row_number"}
+    types = describe_columns(con, local, fmt, compression, name=uri)
     lower = {name.strip().lower(): name for name in types}
     if all(c.lower() in lower for c in focus.REQUIRED_COLUMNS):
         [focus_file] = focus.inspect([local])
@@ -143,11 +140,3 @@ def _inspect(con: duckdb.DuckDBPyConnection, uri: str, local: Path) -> CurFile:
     return CurFile(
         uri, shown, local, "legacy" if legacy or tag_columns else "cur2", fmt, compression, columns, types, tag_columns
     )
-
-
-def _first_line(exc: BaseException, local: Path | None = None, uri: str | None = None) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    if local is not None and uri is not None:
-        line = line.replace(str(local), uri)
-    return line

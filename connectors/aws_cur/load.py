@@ -32,10 +32,10 @@ from connectors.aws_cur.discover import (
     _parse_manifest,
     _S3Export,
 )
-from connectors.aws_cur.inspect import REQUIRED_FIELDS, CurFile, Dialect, _first_line, _inspect_all
+from connectors.aws_cur.inspect import REQUIRED_FIELDS, CurFile, Dialect, _inspect_all
 from connectors.aws_cur.map import SERVICES, _focus_sql, _Relation, _typed_sql
-from connectors.files import csv_rejects_sql, expand, read_sql, sql_literal
-from connectors.staging import checksums, errors_quarantine_sql, reading, stage_files
+from connectors.files import csv_rejects_sql, expand, sql_literal
+from connectors.staging import checksums, errors_quarantine_sql, first_line, stage_files, stage_raw
 from finops.exceptions import SourceError
 from finops.warehouse import FOCUS_COLUMNS, PARTITION_COLUMNS, LoadResult, SourceFile, Warehouse
 
@@ -282,7 +282,7 @@ def _load(
                 state=state,
             )
         except duckdb.Error as exc:
-            raise SourceError(f"{uri}: cannot be loaded: {_first_line(exc)}; nothing was written") from None
+            raise SourceError(f"{uri}: cannot be loaded: {first_line(exc)}; nothing was written") from None
         period_totals = batch.period_totals()
         sample = batch.quarantine_sample()
     return PeriodLoad(period, manifest, export_id, dialect, result, files, period_totals, sample)
@@ -393,18 +393,7 @@ def _csv_relation(batch, index: int, file: CurFile) -> tuple[_Relation, str]:
     """Stage one CSV file as text; its malformed lines go to the quarantine with their line."""
     raw = f"_aws_raw_{index}"
     rejects = f"_aws_rejects_{index}"
-    with reading(file.uri, local=file.local):
-        batch.stage(raw, f"SELECT * FROM {read_sql(file.local, 'csv', file.compression, rejects_table=rejects)}")
-    rejected = batch.execute(f"SELECT count(*) FROM {rejects}").fetchone()[0]
-    if rejected == 0:
-        row_sql = "r.rowid + 1"
-    else:
-        # Staged rows skip the rejected lines: accepted row k is data row k + #{rejected before it}.
-        row_sql = (
-            "r.rowid + 1 + coalesce((SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d FROM "
-            f"{rejects}) q WHERE q.d - (SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d2 FROM {rejects}) q2"
-            " WHERE q2.d2 < q.d) <= r.rowid + 1), 0)"
-        )
+    row_sql = stage_raw(batch, raw, rejects, file.local, "csv", file.compression, name=file.uri, rowid="r.rowid")
     reject_sql = csv_rejects_sql(rejects, file.uri)
     types = {name: "VARCHAR" for name in file.types}
     relation = _Relation(f'"{raw}"', sql_literal(file.uri), row_sql, file.columns, types, file.tag_columns, True)

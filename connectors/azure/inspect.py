@@ -32,7 +32,8 @@ import duckdb
 from connectors import focus
 from connectors.azure.discover import DATASETS, ExportObject, ExportRun, ExportType
 from connectors.files import FileFormat, detect_format, read_sql, verify_gzip
-from connectors.focus import _first_line, _text
+from connectors.focus import _text
+from connectors.staging import describe_columns
 from finops.exceptions import SourceError
 
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
@@ -107,11 +108,7 @@ def _inspect(con: duckdb.DuckDBPyConnection, obj: ExportObject, local: Path) -> 
     fmt, compression = detect_format(local)
     if compression == "gzip":
         verify_gzip(local)
-    try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {read_sql(local, fmt, compression)}").fetchall()
-    except duckdb.Error as exc:
-        raise SourceError(f"{obj.uri}: cannot be read as {fmt.upper()}: {_first_line(exc)}") from exc
-    types = {row[0]: row[1] for row in described if row[0] != "file_row_number"}
+    types = describe_columns(con, local, fmt, compression, name=obj.uri)
     by_lower = {name.strip().lower(): name for name in types}
     shown: PurePath = Path(obj.name) if obj.uri == obj.name else PurePosixPath(obj.name)
     if all(c.lower() in by_lower for c in focus.REQUIRED_COLUMNS):

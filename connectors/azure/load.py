@@ -69,9 +69,7 @@ from connectors.azure.discover import (
 )
 from connectors.azure.inspect import AzureFile, _inspect, _merge_loose_files, _Plan, _plan
 from connectors.azure.map import _rebuild_sql, _typed_select
-from connectors.files import EMPTY_QUARANTINE_SQL, csv_rejects_sql, read_sql
-from connectors.focus import _row_number_sql
-from connectors.staging import checksums, errors_quarantine_sql, reading, stage_files
+from connectors.staging import checksums, errors_quarantine_sql, stage_file_rows, stage_files
 from finops.exceptions import SourceError, WarehouseError
 from finops.warehouse import (
     AZURE_EXPORT_LINE_COLUMNS,
@@ -388,29 +386,15 @@ def _stage_rebuild(
 
 def _stage_file(batch: LoadBatch, index: int, file: AzureFile, plan: _Plan, *, first: bool) -> int:
     """Stage one file's lines (typed, with their errors) into azure_rows; return rows read."""
-    raw = f"_azure_raw_{index}"
-    rejects = f"_azure_rejects_{index}"
-    with reading(file.uri):
-        batch.stage(raw, f"SELECT * FROM {read_sql(file.local, file.format, file.compression, rejects_table=rejects)}")
-    has_rejects = file.format == "csv"
-    select = _typed_select(
-        file, raw, _row_number_sql(file, rejects if has_rejects else None, batch), plan, batch.batch_id
+    return stage_file_rows(
+        batch,
+        index,
+        file.local,
+        file.format,
+        file.compression,
+        typed_select=lambda raw, row_number: _typed_select(file, raw, row_number, plan, batch.batch_id),
+        rows_table="azure_rows",
+        rejects_table="azure_rejects",
+        first=first,
+        name=file.uri,
     )
-    if first:
-        batch.stage("azure_rows", select)
-        batch.stage(
-            "azure_rejects",
-            EMPTY_QUARANTINE_SQL,
-        )
-    else:
-        batch.stage("azure_rows", select, append=True)
-    rejected = 0
-    if has_rejects:
-        rejected = batch.stage(
-            "azure_rejects",
-            csv_rejects_sql(rejects, file.uri),
-            append=True,
-        )
-    staged = batch.execute(f'SELECT count(*) FROM "{raw}"').fetchone()[0]
-    batch.execute(f'DROP TABLE "{raw}"')
-    return staged + rejected

@@ -57,6 +57,7 @@ import ibis
 import polars as pl
 from ibis import _
 
+from finops.analyses import cache
 from finops.analyses.spend import _charged_between, _check_range, _with_cost, with_department
 from finops.analyses.usage import SOURCE_PRIORITY, task_costs
 from finops.config import Config, CostBasis
@@ -311,6 +312,7 @@ def explain(hits: pl.DataFrame, detail: pl.DataFrame, *, window: int = 28) -> pl
 # -- cost anomalies ----------------------------------------------------------------------------------
 
 
+@cache.per_warehouse_state
 def cost_anomalies(
     wh: Warehouse,
     config: Config,
@@ -451,6 +453,7 @@ def detect(
 # -- agent anomalies ----------------------------------------------------------------------------------
 
 
+@cache.per_warehouse_state
 def agent_anomalies(
     wh: Warehouse,
     start: date,

@@ -24,19 +24,19 @@ the model there) — matches ``model`` (any case, ``*`` a wildcard: ``"gpt-4o*"`
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import polars as pl
 
-from finops.analyses import forecast
+from finops.analyses import cache, forecast
 from finops.config import Budget, BudgetAlerts, Config
 from finops.exceptions import AnalysisError
 from finops.periods import Quarter
 
 if TYPE_CHECKING:
-    import ibis
 
     from finops.warehouse import Warehouse
 
@@ -82,14 +82,16 @@ def run_out_date(days: pl.DataFrame, budget: Decimal | float, *, amount: str = "
     return None if hit.is_empty() else hit["date"][0]
 
 
-def _scoped(charges: ibis.Table, budget: Budget) -> ibis.Table:
-    """The charges in a budget's provider/model scope (the department is chosen later)."""
+def _in_scope(budget: Budget) -> pl.Expr:
+    """The rows of :func:`finops.analyses.spend.daily_scope_spend_expr` in a budget's scope."""
+    scope = pl.col("department") == budget.department
     if budget.provider:
-        charges = charges.filter(charges.ProviderName.lower() == budget.provider.lower())
+        scope &= pl.col("provider") == budget.provider.lower()
     if budget.model:
-        model = charges.x_Model.coalesce(charges.SkuMeter).lower()
-        charges = charges.filter(model.like(budget.model.lower().replace("*", "%")))
-    return charges
+        # SQL LIKE's meaning, as before: ``*`` (written as ``%``) any text, ``_`` one character.
+        pattern = "".join(".*" if c in "*%" else "." if c == "_" else re.escape(c) for c in budget.model.lower())
+        scope &= pl.col("model").str.contains(f"(?s)^{pattern}$")
+    return scope
 
 
 def _scope_label(budget: Budget) -> str:
@@ -104,18 +106,23 @@ def _scope_label(budget: Budget) -> str:
 def budget_series(wh: Warehouse, config: Config, budgets: list[Budget], start: date, end: date) -> pl.DataFrame:
     """Daily spend of each budget's scope in [start, end): ``series`` (the scope label), ``date``,
     ``cost`` (exact Decimal), days without charges filled with zero from the first day with any."""
-    from finops.analyses.spend import daily_spend_expr
+    from finops.analyses.spend import daily_scope_spend_expr
 
-    frames = []
-    with wh.ibis() as con:
-        for budget in budgets:  # one query per budget: a handful
-            expr = daily_spend_expr(
-                _scoped(con.table("charges"), budget), start, end, basis=config.basis, by="department", config=config
-            )
-            daily = expr.filter(expr.department == budget.department).to_polars()
-            frames.append(daily.select(series=pl.lit(_scope_label(budget)), date=pl.col("date"), cost=pl.col("cost")))
-    if not frames:
+    if not budgets:
         return pl.DataFrame(schema={"series": pl.String, "date": pl.Date, "cost": _MONEY})
+    with wh.ibis() as con:
+        departments = sorted({b.department for b in budgets})
+        expr = daily_scope_spend_expr(
+            con.table("charges"), start, end, basis=config.basis, config=config, departments=departments
+        )
+        daily = expr.to_polars()
+    frames = [  # one scan above serves every budget; each takes its rows here (a few thousand)
+        daily.filter(_in_scope(budget))
+        .group_by("date")
+        .agg(pl.col("cost").sum())
+        .select(series=pl.lit(_scope_label(budget)), date=pl.col("date"), cost=pl.col("cost"))
+        for budget in budgets
+    ]
     return forecast.complete_days(pl.concat(frames).unique(["series", "date"]), end)
 
 
@@ -128,6 +135,7 @@ def _alerts(spent: Decimal, projected: Decimal, budget: Decimal, rules: BudgetAl
     return "; ".join(hits)
 
 
+@cache.per_warehouse_state
 def budget_status(
     wh: Warehouse,
     config: Config,

@@ -43,6 +43,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import polars as pl
 
+from finops.analyses import cache
 from finops.analyses.classify import accelerator_instance, drop_rule_inputs, rule_inputs, search
 from finops.analyses.reconcile import GATEWAY_PROVIDER_SQL, billed_provider, gateway_provider
 from finops.analyses.spend import _check_basis, _lookup, with_department
@@ -216,10 +217,19 @@ def one_source_per_provider(t: ibis.Table, source: str = "x_Source", time: str =
     (as billed) and month: the first of :data:`finops.analyses.usage.SOURCE_PRIORITY` present.
     The ibis form of :func:`one_source_per_provider_sql`, for any engine."""
     rank = ibis.cases(*((t[source] == s, i) for i, s in enumerate(SOURCE_PRIORITY)), else_=len(SOURCE_PRIORITY))
-    window = ibis.window(group_by=[t[time].truncate("M"), gateway_provider(t.provider)])
-    ranked = t.mutate(_source_rank=rank)
-    ranked = ranked.mutate(_best_rank=ranked._source_rank.min().over(window))
-    return ranked.filter(ranked._source_rank == ranked._best_rank).drop("_source_rank", "_best_rank")
+    ranked = t.mutate(_source_rank=rank, _month_key=t[time].truncate("M"), _provider_key=gateway_provider(t.provider))
+    # Chosen over the sources present (a few rows) and joined back, not by a window over every request.
+    present = ranked.select("_month_key", "_provider_key", "_source_rank").distinct()
+    best = present.group_by("_month_key", "_provider_key").aggregate(_best_rank=present._source_rank.min())
+    kept = ranked.join(
+        best,
+        [
+            ranked._month_key.identical_to(best._month_key),
+            ranked._provider_key.identical_to(best._provider_key),
+            ranked._source_rank == best._best_rank,
+        ],
+    )
+    return kept.select(*(ranked[c] for c in t.columns))
 
 
 # -- splitting and rounding -----------------------------------------------------------------------
@@ -485,6 +495,7 @@ def _basis(config: Config, basis: CostBasis | None) -> CostBasis:
 
 
 def _allocations_table(
+    wh: Warehouse,
     con,
     config: Config,
     quarter: Quarter | None,
@@ -498,11 +509,17 @@ def _allocations_table(
     lines, requests = _charge_lines(con, config, low, high, chosen), _request_lines(con, config, low, high)
     # Built once (a few thousand rows): the expression below uses the lines a dozen times, and an
     # engine that inlines them (Spark) would otherwise scan the charges and run every rule's regex each time.
-    lines = ibis.memtable(lines.to_polars(), schema=lines.schema())
-    requests = ibis.memtable(requests.to_polars(), schema=requests.schema())
+    # Kept per warehouse state: the review and every department statement ask for the same months.
+    state = wh.state_token()
+    key = None if state is None else cache.key_of("chargeback inputs", state, config, low, high, chosen)
+    lines_frame = cache.cached_frame(key and f"{key}-lines", lines.to_polars)
+    requests_frame = cache.cached_frame(key and f"{key}-requests", requests.to_polars)
+    lines = ibis.memtable(lines_frame, schema=lines.schema())
+    requests = ibis.memtable(requests_frame, schema=requests.schema())
     return _allocations_expr(lines, requests, config)
 
 
+@cache.per_warehouse_state
 def allocations(
     wh: Warehouse,
     config: Config,
@@ -536,12 +553,13 @@ def allocations(
         amounts add up to the bill exactly.
     """
     with wh.ibis() as con:
-        t = _allocations_table(con, config, quarter, basis, start, end)
+        t = _allocations_table(wh, con, config, quarter, basis, start, end)
         return t.order_by(
             "month", "department", "kind", t.pool.asc(nulls_first=True), "provider", "service", "method"
         ).to_polars()
 
 
+@cache.per_warehouse_state
 def chargeback(
     wh: Warehouse,
     config: Config,
@@ -564,7 +582,7 @@ def chargeback(
     ``direct_cost`` is rounded the same way and ``shared_cost`` is the difference.
     """
     with wh.ibis() as con:
-        t = _allocations_table(con, config, quarter, basis, start, end)
+        t = _allocations_table(wh, con, config, quarter, basis, start, end)
         per_department = t.group_by("month", "department").agg(
             direct=t.amount.sum(where=t.kind == "direct").fill_null(0).cast(_MONEY), total=t.amount.sum().cast(_MONEY)
         )
@@ -583,6 +601,7 @@ def chargeback(
         ).to_polars()
 
 
+@cache.per_warehouse_state
 def reconciliation(
     wh: Warehouse,
     config: Config,
@@ -603,7 +622,7 @@ def reconciliation(
     low, high = _months(quarter, start, end)
     basis = _basis(config, basis)
     with wh.ibis() as con:
-        t = _allocations_table(con, config, quarter, basis, start, end)
+        t = _allocations_table(wh, con, config, quarter, basis, start, end)
         side = t.department == UNALLOCATED
         per_side = t.group_by("month", "provider", is_unallocated=side).agg(amount=t.amount.sum().cast(_MONEY))
         # Both sides of every provider month, so each gets its cents.
@@ -746,6 +765,7 @@ def _placed_by_gateway(rows: pl.DataFrame) -> Decimal:
     return Decimal(placed or 0).quantize(Decimal("0.01"))
 
 
+@cache.per_warehouse_state
 def gateway_usage(wh: Warehouse, config: Config, quarter: Quarter, *, department: str | None = None) -> pl.DataFrame:
     """Gateway and model-API calls of ``quarter`` by department, provider and model.
 
@@ -773,6 +793,7 @@ def gateway_usage(wh: Warehouse, config: Config, quarter: Quarter, *, department
         return result.order_by("department", result.cost.desc(nulls_first=False), "provider", "model").to_polars()
 
 
+@cache.per_warehouse_state
 def quarter_chargeback(
     wh: Warehouse, config: Config, quarter: Quarter, *, basis: CostBasis | None = None
 ) -> pl.DataFrame:

@@ -223,12 +223,15 @@ def _rule_inputs(charges: ibis.Table) -> ibis.Table:
         charges.x_Operation,
         charges.x_InstanceType,
     ]
+    tag_keys = charges.Tags.keys().map(lambda key: key.lower())
     return charges.mutate(
         _rule_provider=charges.ProviderName.fill_null(""),
         _rule_service=charges.ServiceName.fill_null(""),
         _rule_usage=ibis.literal(" | ").join([part.fill_null("") for part in usage_parts]),
         _rule_category=charges.ServiceCategory.fill_null(""),
-        _rule_tag_keys=charges.Tags.keys().map(lambda key: key.lower()),
+        _rule_tag_keys=tag_keys,
+        # The keys as one text, never NULL, told apart from no tags: a join key (see classify).
+        _rule_tag_keys_text=tag_keys.map(lambda key: "\x1f" + key).join("").fill_null("\x1e"),
         _rule_workload_tag=ibis.coalesce(*(charges.Tags.get(key) for key in WORKLOAD_TAG_KEYS), ibis.literal("")),
         _rule_sku=ibis.literal(" | ").join([charges.SkuId.fill_null(""), charges.SkuMeter.fill_null("")]),
         _rule_resource=ibis.literal(" | ").join(
@@ -261,12 +264,52 @@ def classify(charges: ibis.Table, rules: list[Rule] | None = None) -> ibis.Table
     """
     rules = RULES if rules is None else rules
     staged, inputs = rule_inputs(charges)
+    read = _fields_read(rules, inputs)
+    if not read or "tags" in read:  # a map cannot be a DISTINCT or join key on every engine
+        return drop_rule_inputs(staged.mutate(**_decide(rules, inputs)))
+    # The rules' dozens of regular expressions run once per distinct combination of what they
+    # read (tens of thousands), not once per line item (millions), and the answer is joined back.
+    keys = [f"_rule_{name}" if name != "tag_keys" else "_rule_tag_keys_text" for name in sorted(read)]
+    combos = staged.group_by(*keys, *(["_rule_tag_keys"] if "tag_keys" in read else [])).aggregate(
+        _rule_rows=staged.count()
+    )
+    combo_inputs = RuleInputs(**{f.name: combos[f"_rule_{f.name}"] if f.name in read else None
+                                 for f in dataclasses.fields(RuleInputs)})  # fmt: skip
+    # ``_rule_rows > 0`` always holds. It makes the answer depend on the grouping's result, so an
+    # optimizer cannot push a filter on the workload below the grouping (DuckDB does, when the
+    # answer reads group keys only), which would run every rule on every row again.
+    decided = combos.select(
+        *keys, **{name: ibis.cases((combos._rule_rows > 0, value)) for name, value in _decide(rules, combo_inputs).items()}
+    )
+    return drop_rule_inputs(staged.inner_join(decided, keys))
+
+
+def _decide(rules: list[Rule], inputs: RuleInputs) -> dict[str, ir.StringValue]:
+    """``workload`` and ``workload_rule``: the first rule whose predicate holds."""
     conditions = [rule.when(inputs) for rule in rules]
     # Two parallel CASEs rather than one CASE for a rule index looked up twice: DuckDB inlines
     # expressions, and a lookup over an inlined CASE evaluates it once per lookup branch.
-    workload = ibis.cases(*((cond, rule.workload) for cond, rule in zip(conditions, rules, strict=True)))
-    rule_id = ibis.cases(*((cond, rule.id) for cond, rule in zip(conditions, rules, strict=True)))
-    return drop_rule_inputs(staged.mutate(workload=workload, workload_rule=rule_id))
+    return {
+        "workload": ibis.cases(*((cond, rule.workload) for cond, rule in zip(conditions, rules, strict=True))),
+        "workload_rule": ibis.cases(*((cond, rule.id) for cond, rule in zip(conditions, rules, strict=True))),
+    }
+
+
+def _fields_read(rules: list[Rule], inputs: RuleInputs) -> set[str]:
+    """The :class:`RuleInputs` fields the rules' predicates read (found by building them once)."""
+    read: set[str] = set()
+    fields = {f.name for f in dataclasses.fields(RuleInputs)}
+
+    class Recording(RuleInputs):
+        def __getattribute__(self, name: str):
+            if name in fields:
+                read.add(name)
+            return super().__getattribute__(name)
+
+    probe = Recording(**{name: getattr(inputs, name) for name in fields})
+    for rule in rules:
+        rule.when(probe)
+    return read
 
 
 def rule_inputs(charges: ibis.Table) -> tuple[ibis.Table, RuleInputs]:

@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Literal
 
 import polars as pl
 
+from finops.analyses import cache
 from finops.config import COST_BASES, Config, CostBasis
 from finops.exceptions import AnalysisError
 from finops.periods import Quarter
@@ -237,12 +238,27 @@ def _fit_forecast(train: pl.DataFrame, horizon: int, levels: tuple[int, ...]) ->
     Returns ``series``, ``date``, ``model`` and ``forecast``, ``lo_<L>``, ``hi_<L>`` per level
     (floats, clipped at zero).
     """
+    if train.is_empty():
+        return _empty_forecast(levels)
+    # Fitted once per training series: the backtests of quarter_forecast, forecast_vs_actual and
+    # the budgets refit the same series at the same origins, and the same again in every kernel.
+    key = cache.key_of("forecast fit", _statsforecast_version(), MODELS, BASELINE, SEASON_LENGTH, WINDOW,
+                       horizon, levels, train.sort("unique_id", "ds").write_csv())  # fmt: skip
+    return cache.cached_frame(key, lambda: _fit(train, horizon, levels))
+
+
+def _statsforecast_version() -> str:
+    from importlib.metadata import version
+
+    return version("statsforecast")
+
+
+def _fit(train: pl.DataFrame, horizon: int, levels: tuple[int, ...]) -> pl.DataFrame:
+    """:func:`_fit_forecast` itself (statsforecast), without the cache."""
     from statsforecast import StatsForecast
     from statsforecast.models import AutoETS, HistoricAverage, SeasonalNaive, WindowAverage
     from statsforecast.utils import ConformalIntervals
 
-    if train.is_empty():
-        return _empty_forecast(levels)
     lengths = train.group_by("unique_id").len()
     short_ids = lengths.filter(pl.col("len") < 2 * SEASON_LENGTH)["unique_id"].implode()
     long_train = train.filter(~pl.col("unique_id").is_in(short_ids))
@@ -661,6 +677,7 @@ def _totals(daily: pl.DataFrame, levels: tuple[int, ...]) -> pl.DataFrame:
     return pl.concat([per_series.sort("series"), total])
 
 
+@cache.per_warehouse_state
 def quarter_forecast(
     wh: Warehouse,
     config: Config,
@@ -729,6 +746,7 @@ def quarter_forecast(
     )
 
 
+@cache.per_warehouse_state
 def forecast_vs_actual(
     wh: Warehouse,
     config: Config,

@@ -37,6 +37,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import polars as pl
 
+from finops.analyses import cache
 from finops.analyses.unit_economics import minus, provider_key
 from finops.exceptions import AnalysisError
 from finops.warehouse import Warehouse
@@ -199,6 +200,7 @@ def _bounds(start: date, end: date) -> list[datetime]:
     return as_datetime
 
 
+@cache.per_warehouse_state
 def gateway_vs_bill(wh: Warehouse, start: date, end: date, *, source: str | None = None) -> pl.DataFrame:
     """Gateway/API cost next to the provider's bill, per provider, month and source, in [start, end).
 
@@ -221,6 +223,7 @@ def gateway_vs_bill(wh: Warehouse, start: date, end: date, *, source: str | None
         return expr.to_polars()
 
 
+@cache.per_warehouse_state
 def unpriced_usage(wh: Warehouse, start: date, end: date) -> pl.DataFrame:
     """Model calls in [start, end) that have no cost (``cost_source`` 'unpriced'), with their volume.
 

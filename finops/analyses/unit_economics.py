@@ -47,6 +47,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import polars as pl
 
+from finops.analyses import cache
 from finops.analyses.usage import SOURCE_PRIORITY, task_costs
 from finops.exceptions import AnalysisError
 
@@ -297,11 +298,24 @@ def choose_sources(requests: ibis.Table, source: str | Sequence[str] | None = No
     rank = requests.x_Source.substitute({s: i for i, s in enumerate(order)}, else_=len(order))
     # Unknown sources rank after the listed ones, in name order (a stable, visible choice).
     ranked = requests.mutate(_rank=rank, _name=requests.x_Source.fill_null(""))
-    window = ibis.window(group_by=[ranked.provider_key, ranked.month])
-    best = ranked.mutate(_best_rank=ranked._rank.min().over(window))
-    best = best.filter(best._rank == best._best_rank)
-    best = best.mutate(_best_name=best._name.min().over(window))
-    return best.filter(best._name == best._best_name).drop("_rank", "_name", "_best_rank", "_best_name")
+    # The choice per provider and month is made over the sources present (a few rows) and joined
+    # back: a window over every request would sort millions of rows for it.
+    present = ranked.select("provider_key", "month", "_rank", "_name").distinct()
+    best_rank = present.group_by("provider_key", "month").aggregate(_best_rank=present._rank.min())
+    top = present.join(
+        best_rank,
+        [present.provider_key.identical_to(best_rank.provider_key), present.month.identical_to(best_rank.month)],
+    ).filter(lambda t: t._rank == t._best_rank)
+    chosen = top.group_by("provider_key", "month").aggregate(_chosen=top._name.min())
+    kept = ranked.join(
+        chosen,
+        [
+            ranked.provider_key.identical_to(chosen.provider_key),
+            ranked.month.identical_to(chosen.month),
+            ranked._name == chosen._chosen,
+        ],
+    )
+    return kept.select(*(ranked[c] for c in requests.columns))
 
 
 def _with_time(requests: ibis.Table, grain: TimeGrain | None) -> ibis.Table:
@@ -386,6 +400,7 @@ def with_unit_costs(sums: pl.DataFrame) -> pl.DataFrame:
 # -- public functions -------------------------------------------------------------------------
 
 
+@cache.per_warehouse_state
 def token_unit_costs(
     wh: Warehouse,
     start: date,
@@ -452,6 +467,7 @@ def token_unit_costs(
     return with_unit_costs(sums)
 
 
+@cache.per_warehouse_state
 def agent_task_unit_costs(
     wh: Warehouse,
     start: date,

@@ -41,6 +41,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import polars as pl
 
+from finops.analyses import cache
 from finops.analyses.classify import classify, is_ai, rules_for
 from finops.analyses.unit_economics import (
     check_period,
@@ -794,6 +795,7 @@ OPPORTUNITIES = (
 )
 
 
+@cache.per_warehouse_state
 def savings_opportunities(
     wh: Warehouse, config: Config | None, quarter: Quarter, **overrides: dict[str, Any]
 ) -> pl.DataFrame:

@@ -78,6 +78,12 @@ def report_quarterly(
     default=Path("reports"),
     show_default=True,
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Statements rendered at once, each in its own kernel [default: the cores, at most 4].",
+)
 @warehouse_option
 @config_option
 @engine_option
@@ -85,6 +91,7 @@ def report_departments(
     quarter: str | None,
     departments: tuple[str, ...],
     out_dir: Path,
+    jobs: int | None,
     warehouse_path: Path | None,
     config_path: Path | None,
     engine: str | None,
@@ -99,7 +106,7 @@ def report_departments(
     with _progress() as progress:
         index = reporting.render_departments(
             chosen, warehouse=_warehouse(warehouse_path).path.resolve(), config=resolve_path(config_path).resolve(),
-            out_dir=out_dir, departments=list(departments) or None, engine=engine,
+            out_dir=out_dir, departments=list(departments) or None, engine=engine, jobs=jobs,
             progress=lambda name, done, total: progress(f"statement: {name}", done, total),
         )  # fmt: skip
     console.print(f"Department statements {chosen}: [bold]{index}[/]  ({time.monotonic() - started:.0f}s)")

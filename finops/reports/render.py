@@ -158,6 +158,7 @@ def render_departments(
     kernel_name: str | None = None,
     timeout: int | None = 900,
     engine: str | None = None,
+    jobs: int | None = None,
 ) -> Path:
     """One statement per department for ``quarter``, and an index page linking them; return the index.
 
@@ -168,8 +169,13 @@ def render_departments(
 
     A statement that fails stops the run with :class:`~finops.exceptions.ReportError` (see
     :func:`render_notebook`); the index is written only when every statement rendered.
-    ``progress(department, done, total)`` is called before each statement. ``engine`` as in
+    ``progress(department, done, total)`` is called as each statement is done. ``engine`` as in
     :func:`render_quarterly`.
+
+    ``jobs``: statements rendered at once, each in its own process and kernel (default: the
+    cores, at most 4; ``FINOPS_REPORT_JOBS``). The quarter's chargeback is computed once, here,
+    before any kernel starts: the kernels read it from the result cache
+    (:mod:`finops.analyses.cache`) instead of each computing the whole quarter again.
     """
     from finops.analyses import chargeback
     from finops.config import load_config
@@ -187,26 +193,73 @@ def render_departments(
     folder = Path(out_dir) / f"statements-{label}"
     index_path = folder / "index.html"
     index_path.unlink(missing_ok=True)  # a stale index would link this run's half-made set
-    pages: dict[str, Path] = {}
-    for done, name in enumerate(names):
-        if progress:
-            progress(name, done, len(names))
-        pages[name] = render_notebook(
-            notebook_path(STATEMENT_NOTEBOOK),
-            f"statement-{label}-{_slug(name)}",
-            {"department": name, "quarter": label, "warehouse": str(Path(warehouse).resolve()),
-             "config": str(Path(config).resolve()), "engine": engine or "", "offline": True},
-            out_dir=folder,
-            title=f"{name}: spend statement {label}",
-            progress=False,
-            kernel_name=kernel_name,
-            timeout=timeout,
-        )  # fmt: skip
     wh = open_engine(cfg, warehouse, engine=engine)
-    rows = chargeback.chargeback(wh, cfg, quarter)
+    rows = chargeback.chargeback(wh, cfg, quarter)  # also warms the cache every statement reads
     previous = chargeback.chargeback(wh, cfg, quarter.previous())
+    chargeback.allocations(wh, cfg, quarter)
+    chargeback.allocations(wh, cfg, quarter.previous())
+    common = {"quarter": label, "warehouse": str(Path(warehouse).resolve()), "config": str(Path(config).resolve()),
+              "engine": engine or "", "offline": True}  # fmt: skip
+    def task(name: str) -> dict[str, Any]:
+        return {"notebook": notebook_path(STATEMENT_NOTEBOOK), "stem": f"statement-{label}-{_slug(name)}",
+                "parameters": {"department": name, **common}, "out_dir": folder,
+                "title": f"{name}: spend statement {label}", "progress": False, "kernel_name": kernel_name,
+                "timeout": timeout}  # fmt: skip
+
+    tasks = [(name, task(name)) for name in names]
+    pages = _render_all(tasks, _jobs(jobs, len(tasks)), progress)
     _write_atomically(index_path, _statement_index(label, cfg.company_name, cfg.currency, rows, previous, pages))
     return index_path
+
+
+def _jobs(jobs: int | None, tasks: int) -> int:
+    if jobs is None:
+        jobs = int(os.environ.get("FINOPS_REPORT_JOBS") or min(4, os.cpu_count() or 1))
+    return max(1, min(jobs, tasks))
+
+
+def _render_all(
+    tasks: list[tuple[str, dict[str, Any]]], jobs: int, progress: Callable[[str, int, int], None] | None
+) -> dict[str, Path]:
+    """:func:`render_notebook` for each task, ``jobs`` at a time; the pages by name, in the tasks' order.
+
+    Processes, not threads: papermill changes the working directory of its process while a
+    notebook runs. The first failure cancels what has not started and is raised as it was.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    done: dict[str, Path] = {}
+    if jobs == 1:
+        for name, kwargs in tasks:
+            done[name] = render_notebook(**kwargs)
+            if progress:
+                progress(name, len(done), len(tasks))
+        return done
+    # spawn: a fork of this process would copy DuckDB's and polars' threads in whatever state they are
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {pool.submit(_render_in_worker, kwargs): name for name, kwargs in tasks}
+        for future in concurrent.futures.as_completed(futures):
+            name = futures[future]
+            page, error = future.result()
+            if error is not None:
+                for other in futures:
+                    other.cancel()
+                raise ReportError(error[0], hint=error[1])
+            done[name] = page
+            if progress:
+                progress(name, len(done), len(tasks))
+    return {name: done[name] for name, _ in tasks}
+
+
+def _render_in_worker(kwargs: dict[str, Any]) -> tuple[Path | None, tuple[str, str | None] | None]:
+    """:func:`render_notebook` in a pool's process: the page, or the ReportError's message and hint
+    (returned, not raised: an exception with keyword arguments does not cross processes intact)."""
+    try:
+        return render_notebook(**kwargs), None
+    except ReportError as exc:
+        return None, (str(exc), exc.hint)
 
 
 def _slug(name: str) -> str:

@@ -439,6 +439,25 @@ class Warehouse:
         con.execute("SET TimeZone = 'UTC'")
         return con
 
+    def state_token(self) -> str | None:
+        """A text that changes whenever the warehouse's data may have changed; None when there is no warehouse.
+
+        Made from the file's and its WAL's identity, size and modification time (no connection,
+        no lock): every write reaches one of the two. Results computed from one state can be
+        kept under its token (:mod:`finops.analyses.cache`) and are never served for another.
+        """
+        parts = [str(self.path)]
+        for path in (self.path, Path(f"{self.path}.wal")):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                if path == self.path:
+                    return None
+                parts.append("-")
+                continue
+            parts.append(f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+        return "duckdb:" + "|".join(parts)
+
     def delete(self) -> bool:
         """Delete the warehouse file (and its WAL); False when there was none.
 

@@ -53,6 +53,10 @@ class Engine(Protocol):
 
     def exists(self) -> bool: ...
 
+    def state_token(self) -> str | None:
+        """Changes whenever the data may have changed; None when that cannot be told (then nothing is cached)."""
+        ...
+
 
 def open_engine(
     config: Config,
@@ -151,6 +155,20 @@ class SparkWarehouse:
         session = spark_session(self.remote)
         _register_views(session, self.locations(), self._signature())
         yield _spark_backend_class()().connect(session=session)
+
+    def state_token(self) -> str | None:
+        """The local export's manifest (rewritten by every export) as it stands; None for other data.
+
+        Parquet or Delta paths elsewhere (``[spark_tables]``, an ``s3://`` export) can change
+        without this process knowing, so their results are not cached.
+        """
+        if self.data is None or _is_uri(self.data) or self.tables:
+            return None
+        try:
+            st = (Path(self.data) / EXPORT_MANIFEST).stat()
+        except FileNotFoundError:
+            return None
+        return f"spark:{self.data}|{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
     def _signature(self) -> str:
         """Changes when the export is rewritten, so views are re-read then and only then."""

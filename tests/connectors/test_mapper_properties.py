@@ -14,12 +14,13 @@ import json
 import tempfile
 from collections.abc import Callable
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-from connectors import aws_cur, azure, focus, gcp_billing, litellm, openai_usage, otel
+from connectors import anthropic_usage, aws_cur, azure, focus, gcp_billing, langfuse, litellm, openai_usage, otel
 from connectors.http_api import Page
 from finops.exceptions import FinopsError
 from finops.warehouse import Warehouse
@@ -66,17 +67,23 @@ def check_load(
     *,
     table: str = "charges",
     lines: int | None = None,
+    marker: str | None = None,
 ) -> None:
     """Load ``path`` into a new warehouse; every row is accounted for, or the file is refused by name.
 
     ``lines``: when the rows share lines (spans of one OTLP document), quarantine row numbers are
-    lines of the file, at most this many; otherwise each bad row is quarantined once under its own number.
+    lines of the file, at most this many; otherwise each bad row is quarantined once under its own
+    (file or page, number). ``marker``: content text that must not be in the warehouse's files afterwards.
     """
     with tempfile.TemporaryDirectory() as tmp:
         wh = Warehouse(Path(tmp) / "w.duckdb", lock_timeout=30)
         wh.migrate()
         try:
-            load(wh)
+            try:
+                load(wh)
+            finally:
+                if marker:
+                    assert_no_marker(wh, marker)
         except FinopsError as exc:  # refused whole: say which file, and write nothing
             assert str(getattr(path, "name", path)) in str(exc), exc
             assert wh.query(f"SELECT count(*) FROM {table}").item() == 0
@@ -89,14 +96,25 @@ def check_load(
         assert read == rows_written, (read, rows_written)
         assert loaded + quarantined == read, (loaded, quarantined, read)
         assert wh.query(f"SELECT count(*) FROM {table}").item() == loaded
-        q = wh.query("SELECT row_number, column_name, reason FROM quarantine")
+        assert len(wh.query(f"SELECT * FROM {table}").rows()) == loaded  # what loaded reads back (no year 99999)
+        q = wh.query("SELECT file, row_number, column_name, reason FROM quarantine")
         assert q.height == quarantined
-        if lines is None:
-            assert q["row_number"].n_unique() == quarantined  # one entry per bad row, each row once
+        if lines is None:  # one entry per bad row, each row once
+            assert q.select("file", "row_number").n_unique() == quarantined, q
         assert all(1 <= n <= (lines or rows_written) for n in q["row_number"]), q
         for column, reason in zip(q["column_name"], q["reason"], strict=True):
             assert column, reason  # the reason names a column
             assert reason and reason.strip(), column
+
+
+def assert_no_marker(wh: Warehouse, marker: str) -> None:
+    """Checkpoint ``wh`` and scan its files: the content marker is in none of them."""
+    with wh.writer() as con:
+        con.execute("CHECKPOINT")
+    files = [p for p in wh.path.parent.iterdir() if p.name.startswith(wh.path.name)]
+    assert files
+    for file in files:
+        assert marker.encode() not in file.read_bytes(), file
 
 
 def apply(rows: list[dict], edits: list[dict[str, str]]) -> list[dict]:
@@ -281,3 +299,207 @@ def test_openai_usage_results_are_loaded_or_quarantined(edits):
         table="llm_requests",
         lines=len(results),
     )
+
+
+def _json_edits(fields: list[str], *, max_size: int = 8) -> st.SearchStrategy[list[dict[str, object]]]:
+    """Up to ``max_size`` records' edits, each up to 3 of ``fields`` (dotted: nested) set to a hostile JSON value."""
+    return st.lists(st.dictionaries(st.sampled_from(fields), json_hostile, max_size=3), max_size=max_size)
+
+
+def _edit_pages(pages: list[dict], edits: list[dict[str, object]], bucket_edits: dict[str, object]) -> int:
+    """Lay ``edits`` over the pages' results in order and ``bucket_edits`` over the first bucket; the results' count."""
+    results = [r for page in pages for bucket in page["data"] for r in bucket["results"]]
+    for result, edit in zip(results, edits, strict=False):
+        for field, value in edit.items():
+            _set(result, field, value)
+    for field, value in bucket_edits.items():
+        pages[0]["data"][0][field] = value
+    return len(results)
+
+
+# -- OpenAI cost pages (organization/costs) ----------------------------------------------------
+
+OPENAI_COSTS = [Path(__file__).parent.parent / "data" / "openai" / f"costs_page{n}.json" for n in (1, 2)]
+OPENAI_COST_FIELDS = ["amount", "amount.value", "amount.currency", "line_item", "project_id", "object"]
+
+
+@SETTINGS
+@given(
+    edits=_json_edits(OPENAI_COST_FIELDS, max_size=21),
+    bucket=st.dictionaries(st.sampled_from(["start_time", "end_time"]), json_hostile, max_size=2),
+)
+@example(edits=[], bucket={"start_time": 10**15})  # past TIMESTAMP's range: it failed the whole load
+@example(edits=[{"amount.value": "1e400"}], bucket={"end_time": 2**62})
+def test_openai_cost_lines_are_loaded_or_quarantined(edits, bucket):
+    pages = [json.loads(p.read_text()) for p in OPENAI_COSTS]
+    lines = _edit_pages(pages, edits, bucket)
+    costs = [Page(openai_usage.COSTS_PATH, n, json.dumps(page)) for n, page in enumerate(pages, 1)]
+    # Cost pages alone: no usage row to split a line over, so every line is a row of its own or quarantined.
+    check_load(
+        openai_usage.COSTS_PATH,
+        lines,
+        lambda wh: openai_usage.load_pages(wh, date(2026, 7, 1), date(2026, 7, 4), [], costs, uri="pages"),
+        table="llm_requests",
+    )
+
+
+# -- Anthropic usage and cost report pages ----------------------------------------------------
+
+ANTHROPIC = Path(__file__).parent.parent / "data" / "anthropic"
+ANTHROPIC_USAGE_FIELDS = ["uncached_input_tokens", "cache_read_input_tokens", "cache_creation",
+                          "cache_creation.ephemeral_5m_input_tokens", "cache_creation.ephemeral_1h_input_tokens",
+                          "output_tokens", "model", "workspace_id", "api_key_id", "service_tier",
+                          "context_window"]  # fmt: skip
+ANTHROPIC_COST_FIELDS = ["amount", "currency", "workspace_id", "description", "cost_type", "model", "service_tier",
+                         "token_type", "context_window"]  # fmt: skip
+ANTHROPIC_BUCKET = st.dictionaries(st.sampled_from(["starting_at", "ending_at"]), json_hostile, max_size=2)
+
+
+@SETTINGS
+@given(edits=_json_edits(ANTHROPIC_USAGE_FIELDS, max_size=9), bucket=ANTHROPIC_BUCKET)
+@example(edits=[{"output_tokens": -1}], bucket={"starting_at": "infinity"})  # was loaded as an infinite day
+@example(edits=[], bucket={"starting_at": "99999-01-01T00:00:00Z"})
+def test_anthropic_usage_results_are_loaded_or_quarantined(edits, bucket):
+    pages = [json.loads((ANTHROPIC / f"usage_page{n}.json").read_text()) for n in (1, 2)]
+    results = _edit_pages(pages, edits, bucket)
+    usage = [Page(anthropic_usage.USAGE_PATH, n, json.dumps(page)) for n, page in enumerate(pages, 1)]
+    check_load(
+        anthropic_usage.USAGE_PATH,
+        results,
+        lambda wh: anthropic_usage.load_pages(wh, date(2026, 7, 1), date(2026, 7, 3), usage, [], uri="pages"),
+        table="llm_requests",
+    )
+
+
+@SETTINGS
+@given(edits=_json_edits(ANTHROPIC_COST_FIELDS, max_size=17), bucket=ANTHROPIC_BUCKET)
+def test_anthropic_cost_lines_are_loaded_or_quarantined(edits, bucket):
+    pages = [json.loads((ANTHROPIC / f"cost_report_page{n}.json").read_text()) for n in (1, 2)]
+    lines = _edit_pages(pages, edits, bucket)
+    costs = [Page(anthropic_usage.COST_PATH, n, json.dumps(page)) for n, page in enumerate(pages, 1)]
+    check_load(
+        anthropic_usage.COST_PATH,
+        lines,
+        lambda wh: anthropic_usage.load_pages(wh, date(2026, 7, 1), date(2026, 7, 3), [], costs, uri="pages"),
+        table="llm_requests",
+    )
+
+
+@SETTINGS
+@given(
+    usage_edits=_json_edits(ANTHROPIC_USAGE_FIELDS, max_size=9),
+    cost_edits=_json_edits(ANTHROPIC_COST_FIELDS, max_size=17),
+)
+def test_anthropic_usage_and_costs_together_count_every_reported_line_once(usage_edits, cost_edits):
+    """Usage and costs in one load: matched lines are folded into usage rows, the rest are rows or quarantined."""
+    usage_docs = [json.loads((ANTHROPIC / f"usage_page{n}.json").read_text()) for n in (1, 2)]
+    cost_docs = [json.loads((ANTHROPIC / f"cost_report_page{n}.json").read_text()) for n in (1, 2)]
+    results, lines = _edit_pages(usage_docs, usage_edits, {}), _edit_pages(cost_docs, cost_edits, {})
+    usage = [Page(anthropic_usage.USAGE_PATH, n, json.dumps(d)) for n, d in enumerate(usage_docs, 1)]
+    costs = [Page(anthropic_usage.COST_PATH, n, json.dumps(d)) for n, d in enumerate(cost_docs, 1)]
+    with tempfile.TemporaryDirectory() as tmp:
+        wh = Warehouse(Path(tmp) / "w.duckdb", lock_timeout=30)
+        wh.migrate()
+        load = anthropic_usage.load_pages(wh, date(2026, 7, 1), date(2026, 7, 3), usage, costs, uri="pages")
+        res = load.result
+        quarantined = wh.query("SELECT count(*) FROM quarantine").item()
+        assert res.rows_quarantined == quarantined
+        assert res.rows_read == res.rows_loaded + res.rows_quarantined
+        # Every usage result and cost line is a usage row, a cost-only row, a line folded into usage rows, or quarantined.
+        assert results + lines == load.usage_rows + load.cost_lines + quarantined
+        assert res.rows_read == results + lines - load.cost_lines_matched
+        calls = wh.query(
+            "SELECT count(*) FILTER (call_type = 'cost'), count(*) FILTER (call_type <> 'cost') FROM llm_requests"
+        )
+        assert calls.row(0) == (load.cost_only_rows, load.usage_rows)
+        # Every USD cent of the lines not quarantined is in reported_cost once, however it was split.
+        bad = set(wh.query("SELECT file, row_number FROM quarantine").rows())
+        expected = sum(
+            (_dollars(line["amount"]) for n, doc in enumerate(cost_docs, 1)
+             for i, line in enumerate((r for b in doc["data"] for r in b["results"]), 1)
+             if (f"GET {anthropic_usage.COST_PATH} page {n}", i) not in bad and _is_usd(line.get("currency"))),
+            Decimal(0),
+        )  # fmt: skip
+        reported = wh.query("SELECT sum(reported_cost) FROM llm_requests WHERE cost_currency = 'USD'").item()
+        assert (reported or Decimal(0)) == expected, (reported, expected)
+
+
+def _dollars(amount: object) -> Decimal:
+    """A cost report amount (cents, as JSON text) in dollars: read to 12 places, then to MONEY's 10."""
+    text = amount if isinstance(amount, str) else json.dumps(amount)
+    cents = Decimal(text.strip()).quantize(Decimal("1e-12"), rounding=ROUND_HALF_UP)
+    return (cents / 100).quantize(Decimal("1e-10"), rounding=ROUND_HALF_UP)
+
+
+def _is_usd(currency: object) -> bool:
+    """Whether the connector reads ``currency`` as USD (absent means USD)."""
+    return currency is None or (isinstance(currency, str) and currency.upper() == "USD")
+
+
+# -- Langfuse trace exports --------------------------------------------------------------------
+
+LANGFUSE_FILE = trace_builders.LANGFUSE_FILE
+MARKER = trace_builders.MARKER
+LANGFUSE_FIELDS = ["id", "traceId", "parentObservationId", "type", "startTime", "endTime", "model", "level",
+                   "usageDetails", "usageDetails.input", "usageDetails.output", "usageDetails.total",
+                   "usageDetails.input_cached_tokens", "usageDetails.cache_read_input_tokens",
+                   "usageDetails.output_reasoning_tokens", "usageDetails.input_audio_tokens", "costDetails",
+                   "costDetails.total", "costDetails.input", "totalCost", "calculatedTotalCost", "children"]  # fmt: skip
+CONTENT_FIELDS = ["input", "output", "metadata", "statusMessage"]
+TRACE_FIELDS = ["id", "name", "userId", "sessionId", "tags", "metadata"]
+
+
+def _content(value: object) -> object:
+    """A content value of any shape that carries the marker."""
+    if isinstance(value, dict | list):
+        return {"content": MARKER, "nested": value, "list": [MARKER, value]}
+    return f"{MARKER} {value}"
+
+
+def _text(value: object) -> str | None:
+    """How the connector reads an id or type: JSON text of non-strings, spaces trimmed, empty as missing."""
+    text = value if isinstance(value, str) else None if value is None else json.dumps(value, separators=(",", ":"))
+    return (text.strip(" ") or None) if text is not None else None
+
+
+def _langfuse_calls(doc: dict) -> int:
+    """Model calls in a {trace, observations} export, by hand: the last copy of a (trace, id) pair counts once."""
+    trace_key = _text(doc["trace"].get("id"))
+    keys = []
+    for o in doc["observations"]:
+        trace = o.get("traceId")
+        trace_id = _text(trace) if trace is not None else trace_key
+        is_call = (_text(o.get("type")) or "").upper() in ("GENERATION", "EMBEDDING")
+        keys.append((trace_id, _text(o.get("id")), is_call))
+    last = {(t, i): call for t, i, call in keys if t is not None and i is not None}
+    return sum(call for t, i, call in keys if t is None or i is None) + sum(last.values())
+
+
+@SETTINGS
+@given(
+    edits=st.lists(
+        st.dictionaries(st.sampled_from(LANGFUSE_FIELDS + CONTENT_FIELDS), json_hostile, max_size=3), max_size=8
+    ),
+    trace_edits=st.dictionaries(st.sampled_from(TRACE_FIELDS), json_hostile, max_size=3),
+)
+@example(edits=[{}, {"startTime": "infinity"}, {"startTime": -(10**20)}], trace_edits={})  # were loaded, unreadable
+@example(edits=[{}, {"id": "-", "usageDetails.input": 10**20}, {"id": "-"}], trace_edits={"id": None, "tags": "x"})
+def test_langfuse_observations_are_loaded_or_quarantined(edits, trace_edits):
+    doc = json.loads(LANGFUSE_FILE.read_text())
+    for obs, edit in zip(doc["observations"], edits, strict=False):
+        for field, value in edit.items():
+            _set(obs, field, _content(value) if field in CONTENT_FIELDS else value)
+    for field, value in trace_edits.items():
+        doc["trace"][field] = _content(value) if field == "metadata" else value
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trace_export.json"
+        path.write_text(json.dumps(doc))
+        assert MARKER in path.read_text()
+        check_load(
+            path,
+            _langfuse_calls(doc),
+            lambda wh: langfuse.ingest(wh, [path]),
+            table="llm_requests",
+            lines=1,
+            marker=MARKER,
+        )

@@ -24,7 +24,7 @@ from finops.config import UNALLOCATED, load_config, parse_config
 from finops.exceptions import ConfigError
 from finops.periods import Quarter
 from finops.warehouse import Warehouse
-from tests.finops.warehouse_rows import charge, insert_charges
+from tests.finops.warehouse_rows import BASE_CONFIG, charge, insert_charges
 
 CENT = Decimal("0.01")
 Q3 = Quarter.parse("2026Q3")
@@ -53,22 +53,6 @@ def request(team: str, tokens: int, *, day: str = "2026-07-10", provider: str = 
     }  # fmt: skip
 
 
-BASE_CONFIG = """
-[[departments]]
-name = "Alpha"
-sub_accounts = ["acct-a"]
-tag_values = ["alpha"]
-
-[[departments]]
-name = "Beta"
-sub_accounts = ["acct-b"]
-tag_values = ["beta"]
-
-[[departments]]
-name = "Gamma"
-sub_accounts = ["acct-c"]
-tag_values = ["gamma"]
-"""
 
 
 def _by(frame: pl.DataFrame, month: str = "2026-07") -> dict[str, tuple[Decimal, Decimal, Decimal]]:

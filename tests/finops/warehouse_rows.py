@@ -59,3 +59,22 @@ def insert_charges(wh: Warehouse, rows: list[dict[str, Any]]) -> None:
     values = [[value(row, name) for name in columns] for row in rows]
     with wh.writer() as con:
         con.executemany(f"INSERT INTO charges ({', '.join(columns)}) VALUES ({placeholders})", values)
+
+
+BASE_CONFIG = """
+[[departments]]
+name = "Alpha"
+sub_accounts = ["acct-a"]
+tag_values = ["alpha"]
+
+[[departments]]
+name = "Beta"
+sub_accounts = ["acct-b"]
+tag_values = ["beta"]
+
+[[departments]]
+name = "Gamma"
+sub_accounts = ["acct-c"]
+tag_values = ["gamma"]
+"""
+"""Three departments, each with one account and one tag value (the chargeback and cache tests)."""
