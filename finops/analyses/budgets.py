@@ -24,7 +24,6 @@ the model there) — matches ``model`` (any case, ``*`` a wildcard: ``"gpt-4o*"`
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -89,7 +88,10 @@ def _in_scope(budget: Budget) -> pl.Expr:
         scope &= pl.col("provider") == budget.provider.lower()
     if budget.model:
         # SQL LIKE's meaning, as before: ``*`` (written as ``%``) any text, ``_`` one character.
-        pattern = "".join(".*" if c in "*%" else "." if c == "_" else re.escape(c) for c in budget.model.lower())
+        pattern = "".join(
+            ".*" if c in "*%" else "." if c == "_" else c if c.isalnum() else f"\\x{{{ord(c):X}}}"
+            for c in budget.model.lower()
+        )  # every other character as a hex escape: literal in any regex dialect
         scope &= pl.col("model").str.contains(f"(?s)^{pattern}$")
     return scope
 

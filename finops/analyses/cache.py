@@ -89,7 +89,8 @@ def key_of(*parts: object) -> str:
 def cached_frame(key: str | None, compute: Callable[[], pl.DataFrame]) -> pl.DataFrame:
     """The frame stored under ``key``, or ``compute()``, then stored. ``key`` None: always computed.
 
-    Entries are returned as stored; polars frames are immutable, so sharing one is safe.
+    Each caller gets its own (shallow) copy: polars renames columns in place (``df.columns = …``),
+    and one caller's rename must not reach the next.
     """
     if key is None or not enabled():
         return compute()

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from finops.analyses.budgets import budget_status, run_out_date
+from finops.analyses.budgets import _in_scope, budget_status, run_out_date
 from finops.cli import cli
 from finops.config import Budget, BudgetAlerts, parse_config
 from finops.exceptions import AnalysisError, ConfigError
@@ -264,3 +264,20 @@ def test_budgets_command_mid_quarter_forecasts_the_runaway_department_over(sampl
     assert support["alerts"] == "forecast over budget"
     assert date(2026, 8, 15) < date.fromisoformat(support["run_out_date"]) < date(2026, 10, 1)
     assert frame["as_of"].unique().to_list() == ["2026-08-15"]
+
+
+def test_a_model_scope_reads_like_sql_like_whatever_the_characters():
+    """One scan serves every budget; each takes its rows with the model pattern's LIKE meaning:
+    ``*`` any text, ``_`` one character, every other character itself (regex signs included)."""
+    models = ["gpt-4o-mini", "gpt-4o", "gpt 4o (eu)", "gpt-4", "claude.3", "claudex3"]
+    rows = pl.DataFrame({"department": ["A"] * 6, "provider": ["openai"] * 6, "model": models})
+
+    def scoped(pattern: str, provider: str | None = None) -> list[str]:
+        budget = Budget("A", "2026Q3", Decimal(1), provider, pattern, 1)
+        return rows.filter(_in_scope(budget))["model"].to_list()
+
+    assert scoped("gpt-4o*") == ["gpt-4o-mini", "gpt-4o"]
+    assert scoped("GPT 4O (EU)") == ["gpt 4o (eu)"]
+    assert scoped("claude.3") == ["claude.3"]  # the dot is a dot, not any character
+    assert scoped("gpt_4o") == ["gpt-4o"]
+    assert scoped("gpt-4o*", provider="Anthropic") == []
