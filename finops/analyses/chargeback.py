@@ -48,7 +48,7 @@ from finops.analyses.classify import accelerator_instance, drop_rule_inputs, rul
 from finops.analyses.reconcile import GATEWAY_PROVIDER_SQL, billed_provider, gateway_provider
 from finops.analyses.spend import _check_basis, _lookup, with_department
 from finops.analyses.unit_economics import base_model, model_key
-from finops.analyses.usage import SOURCE_PRIORITY
+from finops.analyses.usage import SOURCE_PRIORITY, keep_best
 from finops.config import UNALLOCATED, ChargeMatch, Config, CostBasis
 from finops.exceptions import AnalysisError, ConfigError
 from finops.periods import Quarter
@@ -218,18 +218,8 @@ def one_source_per_provider(t: ibis.Table, source: str = "x_Source", time: str =
     The ibis form of :func:`one_source_per_provider_sql`, for any engine."""
     rank = ibis.cases(*((t[source] == s, i) for i, s in enumerate(SOURCE_PRIORITY)), else_=len(SOURCE_PRIORITY))
     ranked = t.mutate(_source_rank=rank, _month_key=t[time].truncate("M"), _provider_key=gateway_provider(t.provider))
-    # Chosen over the sources present (a few rows) and joined back, not by a window over every request.
-    present = ranked.select("_month_key", "_provider_key", "_source_rank").distinct()
-    best = present.group_by("_month_key", "_provider_key").aggregate(_best_rank=present._source_rank.min())
-    kept = ranked.join(
-        best,
-        [
-            ranked._month_key.identical_to(best._month_key),
-            ranked._provider_key.identical_to(best._provider_key),
-            ranked._source_rank == best._best_rank,
-        ],
-    )
-    return kept.select(*(ranked[c] for c in t.columns))
+    kept = keep_best(ranked, ["_month_key", "_provider_key"], "_source_rank")
+    return kept.drop("_source_rank", "_month_key", "_provider_key")
 
 
 # -- splitting and rounding -----------------------------------------------------------------------

@@ -48,7 +48,7 @@ import ibis.expr.types as ir
 import polars as pl
 
 from finops.analyses import cache
-from finops.analyses.usage import SOURCE_PRIORITY, task_costs
+from finops.analyses.usage import SOURCE_PRIORITY, keep_best, task_costs
 from finops.exceptions import AnalysisError
 
 if TYPE_CHECKING:
@@ -298,24 +298,8 @@ def choose_sources(requests: ibis.Table, source: str | Sequence[str] | None = No
     rank = requests.x_Source.substitute({s: i for i, s in enumerate(order)}, else_=len(order))
     # Unknown sources rank after the listed ones, in name order (a stable, visible choice).
     ranked = requests.mutate(_rank=rank, _name=requests.x_Source.fill_null(""))
-    # The choice per provider and month is made over the sources present (a few rows) and joined
-    # back: a window over every request would sort millions of rows for it.
-    present = ranked.select("provider_key", "month", "_rank", "_name").distinct()
-    best_rank = present.group_by("provider_key", "month").aggregate(_best_rank=present._rank.min())
-    top = present.join(
-        best_rank,
-        [present.provider_key.identical_to(best_rank.provider_key), present.month.identical_to(best_rank.month)],
-    ).filter(lambda t: t._rank == t._best_rank)
-    chosen = top.group_by("provider_key", "month").aggregate(_chosen=top._name.min())
-    kept = ranked.join(
-        chosen,
-        [
-            ranked.provider_key.identical_to(chosen.provider_key),
-            ranked.month.identical_to(chosen.month),
-            ranked._name == chosen._chosen,
-        ],
-    )
-    return kept.select(*(ranked[c] for c in requests.columns))
+    kept = keep_best(ranked, ["provider_key", "month"], "_rank", tie="_name")
+    return kept.drop("_rank", "_name")
 
 
 def _with_time(requests: ibis.Table, grain: TimeGrain | None) -> ibis.Table:

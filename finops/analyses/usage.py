@@ -12,6 +12,7 @@ those that have none (a model without a price): a task with unpriced calls costs
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,31 @@ MONEY = dt.Decimal(38, 10)
 _COUNT = dt.Decimal(38, 0)
 """Token sums: DECIMAL(38, 0), as DuckDB sums BIGINT (HUGEINT), so no engine overflows or differs."""
 _TOKENS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
+
+
+def keep_best(t: ibis.Table, groups: Sequence[str], rank: str, tie: str | None = None) -> ibis.Table:
+    """The rows of ``t`` with the lowest ``rank`` of their group (``groups``; NULL is a group like
+    any other), and among those, when ``tie`` is given, the lowest ``tie``. Columns as ``t``'s.
+
+    The choice is made over the distinct (group, rank, tie) values present, a few rows, and joined
+    back: a window over every row (millions of requests) would sort them all for it.
+    """
+    present = t.select(*groups, rank, *([tie] if tie else [])).distinct()
+    best = present.group_by(*groups).aggregate(_best_rank=present[rank].min())
+    same_group = [present[g].identical_to(best[g]) for g in groups]
+    top = present.join(best, same_group).filter(lambda r: r[rank] == r._best_rank)
+    chosen = top.group_by(*groups).aggregate(
+        _best_rank=top[rank].min(), **({"_best_tie": top[tie].min()} if tie else {})
+    )
+    kept = t.join(
+        chosen,
+        [
+            *(t[g].identical_to(chosen[g]) for g in groups),
+            t[rank] == chosen._best_rank,
+            *([t[tie] == chosen._best_tie] if tie else []),
+        ],
+    )
+    return kept.select(*(t[c] for c in t.columns))
 
 
 def _totals(t: ibis.Table) -> dict[str, ir.Value]:
