@@ -184,7 +184,7 @@ while not stop.exists():
     assert seen in allowed, seen
     calls += 1
     print(f"call {calls}: {len(seen)} months", flush=True)
-    time.sleep(2)  # a dashboard refreshing; back-to-back reads would starve the writer (DuckDB's lock is not fair)
+    time.sleep(2)  # a dashboard refreshing (readers without a pause: test_a_load_gets_in_between_readers_that_never_pause)
 print(f"done {calls}", flush=True)
 """
 
@@ -240,3 +240,70 @@ def test_readers_during_a_long_load_wait_and_never_crash(tmp_path):
         for row in rows:
             by_month[row["month"]] = by_month.get(row["month"], Decimal(0)) + Decimal(row["total_cost"])
         assert by_month in allowed, by_month  # every month equal to the bill to the cent
+
+
+BACK_TO_BACK_READER = """
+import sys, time
+from pathlib import Path
+from finops.warehouse import Warehouse
+
+warehouse, stop, offset = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+wh = Warehouse(warehouse, lock_timeout=60, on_wait=lambda why: print(f"waiting: {why}", flush=True))
+time.sleep(offset)
+reads = 0
+while not stop.exists():
+    with wh.reader() as con:  # no pause between reads: a busy dashboard
+        con.execute("SELECT count(*) FROM charges").fetchone()
+        reads += 1
+        print(f"read {reads}", flush=True)
+        time.sleep(0.3)
+print(f"done {reads}", flush=True)
+"""
+
+
+def test_a_load_gets_in_between_readers_that_never_pause(tmp_path):
+    """Two readers whose connections overlap keep DuckDB's lock held all the time; DuckDB's lock is
+    not fair, so a writer alone would wait until it gives up. A waiting writer leaves a marker, new
+    readers wait for it, and it gets the lock as soon as the readers already in are done."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    with Warehouse(warehouse).writer():
+        pass  # the schema, so readers can read
+    stop = tmp_path / "stop"
+    args = [sys.executable, "-c", textwrap.dedent(BACK_TO_BACK_READER), str(warehouse), str(stop)]
+    readers = [
+        subprocess.Popen([*args, offset], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for offset in ("0", "0.15")
+    ]
+    try:
+        assert _both_reading(readers)
+        waits: list[str] = []
+        started = time.monotonic()
+        with Warehouse(warehouse, lock_timeout=30, on_wait=waits.append).writer() as con:
+            waited = time.monotonic() - started
+            con.execute("CREATE TABLE written_between_reads AS SELECT 1 AS x")
+        assert list(tmp_path.glob("*.writer-waiting.*")) == []  # the marker goes once the writer is in
+        time.sleep(1.5)  # the readers go on after it
+    finally:
+        stop.touch()
+        outputs = [r.communicate(timeout=120) for r in readers]
+    assert waits and f"{warehouse} is in use by process " in waits[0], waits
+    assert waited < 15, f"the writer waited {waited:.1f}s"
+    for proc, (out, err) in zip(readers, outputs, strict=True):
+        assert proc.returncode == 0, out + err
+        lines = out.splitlines()
+        assert lines[-1].startswith("done "), out
+        told = [line for line in lines if line.startswith("waiting: ")]
+        assert all(f"{warehouse} is in use by process {os.getpid()} (" in line for line in told), told
+    # At least one reader was held back for the writer, and said so once, naming it.
+    assert any("which is waiting to write; reading after it" in out for out, _ in outputs), outputs
+    with Warehouse(warehouse).reader() as con:
+        assert con.execute("SELECT x FROM written_between_reads").fetchall() == [(1,)]
+
+
+def _both_reading(readers: list[subprocess.Popen]) -> bool:
+    """True once each reader has printed its first read (the lock is then held all the time)."""
+    for proc in readers:
+        line = proc.stdout.readline()
+        if not line.startswith("read "):
+            return False
+    return True

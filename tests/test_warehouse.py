@@ -188,3 +188,41 @@ def test_a_killed_load_leaves_the_previous_data_and_the_next_load_completes(tmp_
     assert report.result.rows_loaded == 40
     statuses = wh.query("SELECT status FROM ingest_batches ORDER BY batch_id")["status"].to_list()
     assert statuses == ["succeeded", "interrupted", "succeeded"]
+
+
+def test_new_readers_wait_for_a_waiting_writer_but_not_for_a_dead_one_or_their_own_reads(tmp_path):
+    """The marker a waiting writer leaves (``<warehouse>.writer-waiting.<pid>``) holds new readers
+    back until their timeout; a dead writer's marker holds nobody, nor does a read this process
+    has open already (the writer waits for that one anyway)."""
+    import json
+
+    path = tmp_path / "w.duckdb"
+    with Warehouse(path).writer():
+        pass
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    marker = tmp_path / f"w.duckdb.writer-waiting.{writer.pid}"
+    marker.write_text(json.dumps({"pid": writer.pid, "until": time.time() + 60}))
+    told: list[str] = []
+    wh = Warehouse(path, lock_timeout=1.5, on_wait=told.append)
+    try:
+        started = time.monotonic()
+        with wh.reader() as con:
+            waited = time.monotonic() - started
+            nested = time.monotonic()
+            with wh.reader() as inner:  # e.g. an analysis that reads inside another's read
+                assert inner.execute("SELECT 1").fetchone() == (1,)
+            nested = time.monotonic() - nested
+            assert con.execute("SELECT count(*) FROM charges").fetchone() == (0,)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert 1.4 <= waited < 5, waited
+    assert nested < 1, nested
+    assert len(told) == 1, told  # said once, naming the writer
+    assert told[0].startswith(f"warehouse {path} is in use by process {writer.pid} ("), told
+    assert told[0].endswith("import time; time.sleep(60)), which is waiting to write; reading after it"), told
+    # The writer is gone: its marker is stale and nobody waits for it.
+    started = time.monotonic()
+    with wh.reader():
+        pass
+    assert time.monotonic() - started < 1

@@ -46,7 +46,7 @@ import polars as pl
 from finops.analyses import cache
 from finops.analyses.classify import accelerator_instance, drop_rule_inputs, rule_inputs, search
 from finops.analyses.reconcile import GATEWAY_PROVIDER_SQL, billed_provider, gateway_provider
-from finops.analyses.spend import _check_basis, _lookup, with_department
+from finops.analyses.spend import _check_basis, _lookup, decide_per_distinct, with_department
 from finops.analyses.unit_economics import base_model, model_key
 from finops.analyses.usage import SOURCE_PRIORITY, keep_best
 from finops.config import UNALLOCATED, ChargeMatch, Config, CostBasis
@@ -81,13 +81,19 @@ def with_request_department(requests: ibis.Table, config: Config) -> ibis.Table:
     project, an Anthropic workspace); ``api_key_id`` is one of its ``api_keys``; else
     :data:`~finops.config.UNALLOCATED`.
     """
-    department = ibis.coalesce(
-        _lookup(requests.team.strip().lower(), config.gateway_team_map()),
-        _lookup(requests.project_id.strip().lower(), config.gateway_project_map()),
-        _lookup(requests.api_key_id.strip().lower(), config.api_key_map()),
-        ibis.literal(UNALLOCATED),
-    )
-    return requests.mutate(department=department)
+    # Once per distinct caller (tens), not per call (millions). NULL is kept apart as "": the
+    # config's names are never empty, so "" matches nothing, as NULL does.
+    callers = {f"_caller_{name}": requests[name].fill_null("") for name in ("team", "project_id", "api_key_id")}
+
+    def department(t: ibis.Table) -> ir.StringValue:
+        return ibis.coalesce(
+            _lookup(t._caller_team.strip().lower(), config.gateway_team_map()),
+            _lookup(t._caller_project_id.strip().lower(), config.gateway_project_map()),
+            _lookup(t._caller_api_key_id.strip().lower(), config.api_key_map()),
+            ibis.literal(UNALLOCATED),
+        )
+
+    return decide_per_distinct(requests, callers, department=department)
 
 
 def bill_model_key_sql(expr: str) -> str:

@@ -23,6 +23,7 @@ Conventions shared by all views:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
@@ -192,19 +193,55 @@ def with_department(charges: ibis.Table, config: Config) -> ibis.Table:
     Spend that matches nothing stays visible as Unallocated instead of being spread
     silently, so the gap in tagging is a number someone owns.
     """
+    value_map = config.tag_value_map()
+    # The rules run once per distinct owner (sub account and tags: tens or hundreds), not once per
+    # line item (millions), and the answer is joined back. A map is not a grouping or join key on
+    # every engine, so the tags are keyed by their key and value arrays; a NULL becomes empty, which
+    # decides the same (no account, no tags).
+    owner_keys = {"_dept_sub_account": charges.SubAccountId.fill_null("")}
+    if value_map:
+        empty = ibis.literal([], type="array<string>")
+        owner_keys |= {"_dept_tag_keys": charges.Tags.keys().fill_null(empty),
+                       "_dept_tag_values": charges.Tags.values().fill_null(empty)}  # fmt: skip
+
+    def department(owners: ibis.Table) -> ir.StringValue:
+        tags = ibis.map(owners._dept_tag_keys, owners._dept_tag_values) if value_map else None
+        return _department(owners._dept_sub_account, tags, config)
+
+    return decide_per_distinct(charges, owner_keys, department=department)
+
+
+def decide_per_distinct(
+    t: ibis.Table, keys: dict[str, ir.Value], **decisions: Callable[[ibis.Table], ir.Value]
+) -> ibis.Table:
+    """``t`` plus a column per decision, each computed once per distinct ``keys`` and joined back.
+
+    ``keys`` are named expressions over ``t`` (never NULL: a NULL key would not join back);
+    each decision is a function of the table of distinct keys. Why: a lookup of dozens of CASE
+    branches and string functions costs microseconds per row, and millions of line items have
+    only tens or hundreds of owners.
+    """
+    keyed = t.mutate(**keys)
+    distinct = keyed.group_by(*keys).aggregate(_distinct_rows=keyed.count())
+    # ``_distinct_rows > 0`` always holds: the answer depends on the grouping, so an optimizer cannot
+    # push a filter on it below the grouping (DuckDB does), which would decide per row again.
+    decided = distinct.select(
+        *keys,
+        **{name: ibis.cases((distinct._distinct_rows > 0, decide(distinct))) for name, decide in decisions.items()},
+    )
+    return keyed.inner_join(decided, list(keys)).drop(*keys)
+
+
+def _department(sub_account: ir.StringValue, tags: ir.MapValue | None, config: Config) -> ir.StringValue:
+    """:func:`with_department`'s rules for one owner (a sub account and its tags)."""
     account_map = {_account_key_text(acct): name for acct, name in config.sub_account_map().items()}
     value_map = config.tag_value_map()
-    keys: dict[str, ir.StringValue] = {"_dept_account": _account_key(charges.SubAccountId)}
-    if value_map:
-        for key in dict.fromkeys(k.lower() for k in config.tag_keys):
-            keys[f"_dept_tag_{len(keys)}"] = _tag_value(charges.Tags, key).strip().lower()
-    # The keys are computed once per row in their own step, then looked up: written inline, each tag's
-    # array expression would be repeated in every WHEN of the lookup, which Spark cannot compile.
-    keyed = charges.mutate(**keys)
-    by_account = _lookup(keyed._dept_account, account_map)
-    by_tags = [_lookup(keyed[name], value_map) for name in keys if name != "_dept_account"]
-    department = ibis.coalesce(by_account, *by_tags, ibis.literal(UNALLOCATED))
-    return keyed.mutate(department=department).drop(*keys)
+    by_account = _lookup(_account_key(sub_account), account_map)
+    by_tags = []
+    if tags is not None:
+        by_tags = [_lookup(_tag_value(tags, key).strip().lower(), value_map)
+                   for key in dict.fromkeys(k.lower() for k in config.tag_keys)]  # fmt: skip
+    return ibis.coalesce(by_account, *by_tags, ibis.literal(UNALLOCATED))
 
 
 _AZURE_SUBSCRIPTION_PREFIX = "/subscriptions/"

@@ -76,13 +76,17 @@ def spend_cube_expr(charges: ibis.Table, config: Config, start: date, end: date,
     _check_range(start, end)
     t = _with_cost(_charged_between(charges, start, end), basis)
     t = with_department(classify(t, rules_for(config)), config)
-    return t.group_by(
-        date=t.ChargePeriodStart.date(),
-        department=t.department,
-        provider=t.ProviderName,
-        service=t.ServiceName,
-        workload=t.workload,
-    ).aggregate(cost=_._cost.sum())
+    return (
+        t.group_by(
+            date=t.ChargePeriodStart.date(),
+            department=t.department,
+            provider=t.ProviderName,
+            service=t.ServiceName,
+            workload=t.workload,
+        )
+        .aggregate(cost=_._cost.sum())
+        .order_by("date", "department", "provider", "service", "workload")
+    )
 
 
 def spend_cube(

@@ -12,15 +12,19 @@ Everything else asks it for a connection:
 
 DuckDB allows one writing process, and read-only holders block writers. Both kinds of
 connection wait for a lock for ``lock_timeout`` seconds (``FINOPS_LOCK_TIMEOUT``, default
-60) and then raise :class:`WarehouseBusyError` naming the process that holds it.
+60) and then raise :class:`WarehouseBusyError` naming the process that holds it. A writer
+that waits leaves a ``<warehouse>.writer-waiting.<pid>`` marker; new readers wait until it
+has the lock, so readers that follow each other without a gap cannot starve a load.
 
 Every connection runs in UTC. Writers apply pending schema migrations when they open.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
+import glob
 import hashlib
 import json
 import os
@@ -371,15 +375,35 @@ def _describe_lock_holder(message: str) -> str:
     match = _LOCK_HOLDER.search(message)
     if not match:
         return "another process"
-    pid = match["pid"]
-    what = match["exe"]
+    return _describe_process(int(match["pid"]), match["exe"], match["user"])
+
+
+def _describe_process(pid: int, what: str, user: str | None = None) -> str:
+    """'process 123 (finops ingest …)': the command line if we can read it, else ``what``."""
     with contextlib.suppress(OSError):
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         if cmdline:
             cmdline = " ".join(cmdline.split())  # one line, even for `python -c` scripts
             what = cmdline if len(cmdline) <= 120 else cmdline[:117] + "..."
-    user = f", user {match['user']}" if match["user"] else ""
-    return f"process {pid} ({what}{user})"
+    shown_user = f", user {user}" if user else ""
+    return f"process {pid} ({what}{shown_user})"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+_READING: collections.Counter[Path] = collections.Counter()
+"""Read connections this process holds open, per warehouse path."""
+
+_WRITER_WAITING = ".writer-waiting."
+"""A writer that meets a lock leaves ``<warehouse>.writer-waiting.<pid>`` until it has the lock."""
 
 
 def _is_lock_error(exc: duckdb.Error) -> bool:
@@ -417,27 +441,76 @@ class Warehouse:
 
     def _connect(self, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.lock_timeout
+        if read_only:
+            self._let_waiting_writers_in(deadline)
         delay = 0.05
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
-                break
-            except duckdb.Error as exc:
-                if not _is_lock_error(exc):
-                    raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
-                if delay == 0.05 and self.on_wait is not None:
-                    self.on_wait(f"warehouse {self.path} is in use by {_describe_lock_holder(str(exc))}")
-                if time.monotonic() >= deadline:
-                    holder = _describe_lock_holder(str(exc))
-                    mode = "read" if read_only else "write to"
-                    raise WarehouseBusyError(
-                        f"warehouse {self.path} is in use by {holder}; waited {self.lock_timeout:g}s to {mode} it",
-                        hint="a load or a notebook holds it open; retry when it finishes, or raise FINOPS_LOCK_TIMEOUT",
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        marker: Path | None = None
+        try:
+            while True:
+                try:
+                    con = duckdb.connect(str(self.path), read_only=read_only)
+                    break
+                except duckdb.Error as exc:
+                    if not _is_lock_error(exc):
+                        raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+                    if delay == 0.05 and self.on_wait is not None:
+                        self.on_wait(f"warehouse {self.path} is in use by {_describe_lock_holder(str(exc))}")
+                    if not read_only and marker is None:
+                        marker = self._mark_writer_waiting(deadline)
+                    if time.monotonic() >= deadline:
+                        holder = _describe_lock_holder(str(exc))
+                        mode = "read" if read_only else "write to"
+                        raise WarehouseBusyError(
+                            f"warehouse {self.path} is in use by {holder}; waited {self.lock_timeout:g}s to {mode} it",
+                            hint="a load or a notebook holds it open; retry when it finishes, or raise FINOPS_LOCK_TIMEOUT",
+                        ) from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 1.0 if marker is None else 0.1)
+        finally:
+            if marker is not None:
+                marker.unlink(missing_ok=True)
         con.execute("SET TimeZone = 'UTC'")
         return con
+
+    # DuckDB's file lock is not fair: readers that follow each other without a gap (a dashboard,
+    # several notebooks) would keep a load waiting until it gives up. So a writer that meets the
+    # lock says so in a marker file, and new readers wait (up to their own timeout) until it has
+    # the lock; the readers already in finish, and the writer gets in when the last one leaves.
+
+    def _mark_writer_waiting(self, deadline: float) -> Path | None:
+        marker = self.path.with_name(f"{self.path.name}{_WRITER_WAITING}{os.getpid()}")
+        until = time.time() + max(0.0, deadline - time.monotonic())
+        with contextlib.suppress(OSError):  # a read-only folder: no priority, still a correct wait
+            marker.write_text(json.dumps({"pid": os.getpid(), "until": until}))
+            return marker
+        return None
+
+    def _waiting_writers(self) -> list[int]:
+        """PIDs of live writers of this warehouse waiting for its lock (stale markers are skipped)."""
+        pids = []
+        for marker in self.path.parent.glob(f"{glob.escape(self.path.name)}{_WRITER_WAITING}*"):
+            try:
+                waiting = json.loads(marker.read_text())
+                pid, until = int(waiting["pid"]), float(waiting["until"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # being written or removed this instant
+            if pid != os.getpid() and time.time() < until + 1 and _alive(pid):
+                pids.append(pid)
+        return pids
+
+    def _let_waiting_writers_in(self, deadline: float) -> None:
+        if _READING[self.path]:
+            return  # this process reads already: the writer waits for that read anyway, do not wait for it
+        delay, told = 0.05, False
+        while time.monotonic() < deadline and (writers := self._waiting_writers()):
+            if not told and self.on_wait is not None:
+                holder = _describe_process(writers[0], "a load")
+                self.on_wait(
+                    f"warehouse {self.path} is in use by {holder}, which is waiting to write; reading after it"
+                )
+                told = True
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def state_token(self) -> str | None:
         """A text that changes whenever the warehouse's data may have changed; None when there is no warehouse.
@@ -480,10 +553,12 @@ class Warehouse:
                 hint="load data first: `finops demo` or `finops ingest focus FILES`, or pass --warehouse",
             )
         con = self._connect(read_only=True)
+        _READING[self.path] += 1
         try:
             self._check_version(con)
             yield con
         finally:
+            _READING[self.path] -= 1
             con.close()
 
     @contextlib.contextmanager
@@ -704,9 +779,7 @@ class LoadBatch:
             ]
             if count > MAX_RECORDED_PARTITIONS:
                 partitions.append(f"… and {count - MAX_RECORDED_PARTITIONS:,} more")
-            replaced = con.execute(
-                f"DELETE FROM {table} AS target USING _partitions AS p WHERE {match}"
-            ).fetchone()[0]
+            replaced = con.execute(f"DELETE FROM {table} AS target USING _partitions AS p WHERE {match}").fetchone()[0]
             if also_delete_where:
                 replaced += con.execute(f"DELETE FROM {table} WHERE {also_delete_where}").fetchone()[0]
             loaded = con.execute(f"INSERT INTO {table} BY NAME ({rows_sql})").fetchone()[0]
@@ -758,7 +831,10 @@ class LoadBatch:
         self.con.executemany(
             "INSERT OR REPLACE INTO source_state (source_kind, state_key, value, batch_id, updated_at)"
             " VALUES (?, ?, ?, ?, ?)",
-            [[self.source_kind, key, json.dumps(value, default=str), self.batch_id, _utcnow()] for key, value in state.items()],
+            [
+                [self.source_kind, key, json.dumps(value, default=str), self.batch_id, _utcnow()]
+                for key, value in state.items()
+            ],
         )
 
 

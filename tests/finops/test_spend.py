@@ -144,6 +144,34 @@ def test_each_row_gets_the_department_a_person_would_give_it(warehouse):
     assert dict(got.iter_rows()) == {label: department for label, department, _, _ in ROWS}
 
 
+def test_department_is_decided_per_owner_and_every_row_keeps_its_own(tmp_path):
+    """Departments are decided once per distinct sub account and tags, then joined back: a NULL
+    account or tags, an empty map and many rows of one owner each still give one row per charge."""
+    wh = Warehouse(tmp_path / "owners.duckdb", lock_timeout=5)
+    owners = [
+        ("no account, tagged", None, {"team": "mkt"}, "Marketing"),
+        ("no account, no tags", None, None, UNALLOCATED),
+        ("empty tags", "222", {}, UNALLOCATED),
+        ("two cases of one key: the smallest value", "222", {"TEAM": " MKT ", "team": "product"}, "Marketing"),
+        ("same keys, other value", "222", {"team": "product"}, "Product"),
+        ("account", "111111111111", None, "Research"),
+    ]
+    rows = [charge(cost="1", ResourceName=label, SubAccountId=account, Tags=tags)
+            for label, account, tags, _ in owners for _ in range(50)]  # fmt: skip
+    insert_charges(wh, rows)
+    with wh.ibis() as con:
+        got = (
+            spend.with_department(con.table("charges"), CONFIG)
+            .group_by("ResourceName", "department")
+            .aggregate(rows=ibis._.count(), cost=ibis._.EffectiveCost.sum())
+        )
+        got = got.to_polars()
+    assert sorted(got.select("ResourceName", "department", "rows").iter_rows()) == sorted(
+        (label, department, 50) for label, _, _, department in owners
+    )
+    assert got["cost"].sum() == Decimal(50 * len(owners))
+
+
 def test_without_departments_everything_is_unallocated(warehouse):
     with warehouse.ibis() as con:
         got = spend.with_department(con.table("charges"), Config()).select("department").distinct().to_polars()
