@@ -2,6 +2,7 @@
 
     uv run python benchmarks/scale.py --line-items 2000000 --requests 5000000
     uv run python benchmarks/scale.py --line-items 2000000 --requests 5000000 --sizes --json scale.json
+    uv run python benchmarks/scale.py --reuse /tmp/scale-20000000-50000000-x  # a --keep work dir: from the ingest on
 
 1. generate: the sample company (finops/demo/company.py and gateway.py, its fixed seed) is written
    once, small, then scaled in DuckDB SQL (COPY … TO, no Python row loops) to about N bill line
@@ -373,16 +374,27 @@ def run_stage(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return seconds, peak[0] / 2**20, out
 
 
-def run_size(line_items: int, requests: int, work: Path, config: Path, skip_render: bool) -> list[dict]:
-    """All stages for one size in ``work``; one dict of figures per stage (printed as they finish)."""
+def run_size(
+    line_items: int, requests: int, work: Path, config: Path, skip_render: bool, reuse: bool = False
+) -> list[dict]:
+    """All stages for one size in ``work``; one dict of figures per stage (printed as they finish).
+
+    ``reuse``: ``work`` holds exports generated before (its ``generate.json``); start at the
+    ingest, into a new warehouse."""
     env = os.environ | {"SCALE_SIZE": json.dumps({"line_items": line_items, "requests": requests}),
                         "FINOPS_WAREHOUSE": str(work / "warehouse.duckdb"), "FINOPS_CONFIG": str(config)}  # fmt: skip
     results: list[dict] = []
     rows = 0
     print(f"\n== {line_items:,} line items, {requests:,} requests (work dir {work}) ==")
     print(f"{'stage':<24}{'rows':>14}{'seconds':>10}{'rows/s':>14}{'peak RSS MB':>13}{'load avg':>10}")
+    if reuse:
+        for stale in [*work.glob("warehouse.duckdb*"), work / "cache", work / "reports"]:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
+        generated = json.loads((work / "generate.json").read_text())
+        results.append(generated)
+        print(f"{'generate':<24}{generated['rows']:>14,}{'(reused)':>10}")
     for stage in STAGES:
-        if skip_render and stage.startswith("render"):
+        if skip_render and stage.startswith("render") or reuse and stage == "generate":
             continue
         cache = work / "cache" / CACHE_OF.get(stage, stage).replace(" ", "-")
         stage_env = env | {"FINOPS_CACHE_DIR": str(cache)}
@@ -411,6 +423,8 @@ def run_size(line_items: int, requests: int, work: Path, config: Path, skip_rend
         row["rows_per_s"] = round(row["rows"] / seconds) if seconds else None
         row |= figures
         results.append(row)
+        if stage == "generate":
+            (work / "generate.json").write_text(json.dumps(row))  # for --reuse
         rate = f"{row['rows_per_s']:,}" if row["rows_per_s"] else "-"
         print(
             f"{stage:<24}{row['rows']:>14,}{row['seconds']:>10.1f}{rate:>14}{row['peak_rss_mb']:>13,}{row['load_average']:>10}",
@@ -442,7 +456,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="where work dirs are made (default: the temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work dirs (exports, warehouse, reports)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON to this file")
-    parser.add_argument("--skip-render", action="store_true", help="leave out the two render stages")
+    parser.add_argument("--skip-render", action="store_true", help="leave out the render stages")
+    parser.add_argument("--reuse", type=Path, default=None, metavar="WORK",
+                        help="a kept work dir: reuse its generated exports, start at the ingest (new warehouse)")  # fmt: skip
     parser.add_argument("--config", type=Path, default=PROJECT / "finops.toml", help=argparse.SUPPRESS)
     parser.add_argument("--_stage", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -452,6 +468,13 @@ def main() -> None:
 
     fractions = (0.25, 0.5, 1.0) if args.sizes else (1.0,)
     runs = []
+    if args.reuse:
+        work = args.reuse.resolve()
+        generated = json.loads((work / "generate.json").read_text())
+        n, m = generated["line_items"], generated["requests"]
+        stages = run_size(n, m, work, args.config.resolve(), args.skip_render, reuse=True)
+        runs.append({"fraction": 1.0, "line_items": n, "requests": m, "work": str(work), "stages": stages})
+        fractions = ()
     for fraction in fractions:
         n, m = round(args.line_items * fraction), round(args.requests * fraction)
         if args.workdir:

@@ -11,7 +11,8 @@ How a run reads
     ("startTime", request_id) with ``COPY (SELECT …) TO STDOUT (FORMAT csv)``: Postgres formats
     the rows, DuckDB parses each page from a temp file, Python never loops over rows. All pages
     are read in one REPEATABLE READ snapshot; each page is typed and mapped as it arrives, and
-    DuckDB is held to ``MEMORY_LIMIT`` (staged rows spill to disk beyond it).
+    DuckDB is held to the warehouse's memory limit (``FINOPS_MEMORY_LIMIT``; staged rows spill
+    to disk beyond it).
 
 Why re-reading never duplicates
     Every loaded row belongs to an hour bucket of its "startTime", recorded in ``x_SourceKey``
@@ -77,9 +78,6 @@ SOURCE_KIND = "litellm"
 TABLE = '"LiteLLM_SpendLogs"'
 DEFAULT_OVERLAP = timedelta(hours=1)
 DEFAULT_PAGE_SIZE = 200_000
-MEMORY_LIMIT = "2GB"
-"""DuckDB's memory during a load: past it the staged requests spill to the temp directory, so
-ten million requests load in a few GB on a small machine."""
 
 # What is selected from the table, in order: (output name, SQL expression). Nothing else is ever
 # read. Optional columns (older LiteLLM versions lack some) are listed in _COLUMN_OF: NULL if absent.
@@ -279,7 +277,6 @@ def _load(wh: Warehouse, pg: Any, target: _Target, start: datetime | None, old_w
     with wh.load(SOURCE_KIND, target.display) as batch, tempfile.TemporaryDirectory(prefix="finops-litellm-") as tmp:
         page_path = Path(tmp) / "page.csv"
         rows_read, pages, last, last_text = 0, 0, None, None
-        batch.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")  # staged pages spill to disk past it
         report("reading LiteLLM_SpendLogs", 0, total)
         while True:
             where = lower

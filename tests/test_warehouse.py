@@ -226,3 +226,21 @@ def test_new_readers_wait_for_a_waiting_writer_but_not_for_a_dead_one_or_their_o
     with wh.reader():
         pass
     assert time.monotonic() - started < 1
+
+
+def test_memory_limit_holds_every_connection_and_a_bad_value_names_the_variable(tmp_path, monkeypatch):
+    """Loads stage millions of rows in temporary tables: DuckDB's default limit (80% of the machine)
+    would let them take that much. Every connection gets FINOPS_MEMORY_LIMIT (default 2GB)."""
+    wh = Warehouse(tmp_path / "w.duckdb")
+    for limit, shown in ((None, "1.8 GiB"), ("300MB", "286.1 MiB")):
+        if limit:
+            monkeypatch.setenv("FINOPS_MEMORY_LIMIT", limit)
+        with wh.writer() as con:
+            assert con.execute("SELECT current_setting('memory_limit')").fetchone() == (shown,)
+        with wh.reader() as con:
+            assert con.execute("SELECT current_setting('memory_limit')").fetchone() == (shown,)
+    monkeypatch.setenv("FINOPS_MEMORY_LIMIT", "lots")
+    with pytest.raises(WarehouseError, match=r"FINOPS_MEMORY_LIMIT='lots' is not a memory size") as caught:
+        with wh.reader():
+            pass
+    assert "2GB or 500MB" in caught.value.hint

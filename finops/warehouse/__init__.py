@@ -50,6 +50,11 @@ if TYPE_CHECKING:
 DEFAULT_PATH = Path("data/warehouse.duckdb")
 ENV_PATH = "FINOPS_WAREHOUSE"
 ENV_LOCK_TIMEOUT = "FINOPS_LOCK_TIMEOUT"
+ENV_MEMORY_LIMIT = "FINOPS_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "2GB"
+"""DuckDB's memory per connection (``FINOPS_MEMORY_LIMIT``): past it, staged rows, joins and
+sorts spill to ``<warehouse>.tmp``. DuckDB's own default is 80% of the machine, and a load
+that stages millions of rows in temporary tables would take that much."""
 
 MONEY = "DECIMAL(38, 10)"
 """Money, unit prices and quantities: exact decimals, 28 digits before the point, 10 after."""
@@ -470,6 +475,16 @@ class Warehouse:
             if marker is not None:
                 marker.unlink(missing_ok=True)
         con.execute("SET TimeZone = 'UTC'")
+        limit = os.environ.get(ENV_MEMORY_LIMIT, "").strip() or DEFAULT_MEMORY_LIMIT
+        try:
+            quoted = limit.replace("'", "''")
+            con.execute(f"SET memory_limit = '{quoted}'")
+        except duckdb.Error as exc:
+            con.close()
+            raise WarehouseError(
+                f"{ENV_MEMORY_LIMIT}={limit!r} is not a memory size: {str(exc).splitlines()[0]}",
+                hint=f"use a size like 2GB or 500MB (default {DEFAULT_MEMORY_LIMIT})",
+            ) from None
         return con
 
     # DuckDB's file lock is not fair: readers that follow each other without a gap (a dashboard,
