@@ -36,6 +36,7 @@ An export is identified by the path before its ``YYYYMMDD-YYYYMMDD`` folder. For
 date-range folder, only the newest run is loaded (manifest ``runInfo.submittedTime``, else the
 blob's last-modified time); older runs are reported as skipped, and a run already loaded
 (same run id, remembered in ``source_state``) or older than the loaded one is skipped too.
+A manifest run found in two places in one call (a copied folder) is loaded once.
 Files outside that layout (a CSV handed over by hand) are grouped per export type: the files
 of one type in one call are one run, and a later call replaces what they loaded for the same
 billing accounts and months.
@@ -420,10 +421,21 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def _newest_runs(runs: list[ExportRun], loaded: dict[str, Any], skipped: list[SkippedRun]) -> list[ExportRun]:
-    """Per export and date-range folder, the newest run, unless it is loaded already or older."""
+    """Per export and date-range folder, the newest run, unless it is loaded already or older.
+
+    A manifest's run id is one per run: the same id in two places is one run copied (a backup
+    folder, a second root), loaded once, from where it is found first.
+    """
     chosen: dict[tuple[str, str], ExportRun] = {}
     others: list[ExportRun] = []
+    first_seen: dict[str, ExportRun] = {}
     for run in runs:
+        if run.manifest is not None:
+            original = first_seen.setdefault(run.run_id, run)
+            if original is not run:
+                reason = f"{run.folder}: the same run as {original.manifest} (a copy; loaded once)"
+                skipped.append(SkippedRun(run.export, run.run_id, reason))
+                continue
         if run.export_key is None or run.folder is None:
             others.append(run)
             continue

@@ -14,6 +14,7 @@ import csv
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import date, datetime, timedelta, timezone
@@ -581,3 +582,21 @@ def test_sas_urls_load_and_a_bad_signature_never_shows_the_token(azurite, blob_e
                  env={"AZURE_STORAGE_CONNECTION_STRING": ""})  # fmt: skip
     assert bad.returncode == 1 and "access denied" in bad.stderr
     assert "ZmluT3BzTWFya2Vy" not in bad.stdout + bad.stderr and "sig=" not in bad.stdout + bad.stderr
+
+
+def test_the_same_run_copied_to_two_folders_is_loaded_once(wh, tmp_path):
+    """A run's manifest carries its run id (a GUID per run): the same id in two places is one run
+    copied (a backup folder, a second export root), and loading both would double the month."""
+    export = tmp_path / "exports" / "daily-actual"
+    lines = [line("1.25", date=f"07/{d:02d}/2026", resource=f"/vm/{d}") for d in range(1, 11)]
+    run_id = "00000000-0000-4000-8000-0000000000d1"
+    run_dir = write_run(export, "20260701-20260731", run_id, "2026-07-11T05:00:00Z", "ActualCost",
+                        {"part_0_0001.csv": lines})  # fmt: skip
+    copy = tmp_path / "exports" / "backup" / "daily-actual" / "20260701-20260731" / run_id
+    shutil.copytree(run_dir, copy)
+    report = azure.ingest(wh, str(tmp_path / "exports"))
+    assert totals(wh) == (10, total(lines), total(lines))
+    [load] = report.loads
+    assert [run.run_id for run in load.runs] == [run_id]
+    [skipped] = report.skipped
+    assert skipped.run_id == run_id and "the same run as " in skipped.reason and "(a copy" in skipped.reason
