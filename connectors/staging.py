@@ -223,7 +223,9 @@ def lines_sql(path: Path, compression: str | None = "auto", *, max_line_size: in
     comp = f", compression = {sql_literal(compression)}" if compression else ""
     return (
         f"read_csv({sql_literal(str(path))}, columns = {{'line': 'VARCHAR'}}, header = false, auto_detect = false,"
-        f" delim = '{chr(1)}', quote = '', escape = '', max_line_size = {max_line_size}{comp})"
+        f" delim = '{chr(1)}', quote = '', escape = '', max_line_size = {max_line_size},"
+        # DuckDB's default buffer is 16 lines of the longest: far past the warehouse's memory limit.
+        f" buffer_size = {max_line_size}{comp})"
     )
 
 

@@ -391,19 +391,22 @@ def cost_anomalies(
             hint="see finops.analyses.anomalies.cost_anomalies for the defaults",
         )
     fetch_start = start - timedelta(days=_history_days(window, weeks))
-    detail = daily_detail(wh, config, fetch_start, end, basis=basis)
-    return detect(
-        detail,
-        start,
-        end,
-        window=window,
-        weeks=weeks,
-        threshold=threshold,
-        min_impact=min_impact,
-        min_relative=min_relative,
-        min_spread=min_spread,
-        max_growth=max_growth,
-    )
+    with wh.ibis() as con:
+        detail_expr = daily_detail_expr(con.table("charges"), config, fetch_start, end, basis=basis)
+        # The series first (days × departments × services: thousands of rows), the drill-down
+        # detail (per resource: millions at scale) only for the flagged series and days.
+        per_day = detail_expr.group_by("date", *SERIES).aggregate(cost=_.cost.sum()).to_polars()
+        hits = find_hits(per_day.with_columns(pl.col("cost").cast(_MONEY)), start, end, window=window, weeks=weeks,
+                         threshold=threshold, min_impact=min_impact, min_relative=min_relative,
+                         min_spread=min_spread, max_growth=max_growth)  # fmt: skip
+        if hits.is_empty():
+            detail = pl.DataFrame(schema={**per_day.schema, **{c: pl.String for c in DIMENSIONS.values()}})
+        else:
+            flagged = [ibis.and_(*(detail_expr[c] == v for c, v in zip(SERIES, row, strict=True)))
+                       for row in hits.select(*SERIES).unique().iter_rows()]  # fmt: skip
+            days = detail_expr.date.between(hits["date"].min() - timedelta(days=window), hits["date"].max())
+            detail = detail_expr.filter(days, ibis.or_(*flagged)).to_polars()
+    return _explained(hits, detail.with_columns(pl.col("cost").cast(_MONEY)), window)
 
 
 def daily_detail(
@@ -441,11 +444,34 @@ def detect(
     ``ResourceId``, ``sku`` and ``cost`` (Decimal) — one row per day and dimension values,
     as :func:`daily_detail_expr` gives. Anomalies are reported for days in [start, end).
     """
+    hits = find_hits(detail, start, end, window=window, weeks=weeks, threshold=threshold, min_impact=min_impact,
+                     min_relative=min_relative, min_spread=min_spread, max_growth=max_growth)  # fmt: skip
+    return _explained(hits, detail, window)
+
+
+def find_hits(
+    daily: pl.DataFrame,
+    start: date,
+    end: date,
+    *,
+    window: int = 28,
+    weeks: int = 8,
+    threshold: float = 5.0,
+    min_impact: Decimal = Decimal(250),
+    min_relative: float = 0.5,
+    min_spread: float = 0.05,
+    max_growth: float = 2.0,
+) -> pl.DataFrame:
+    """The anomalous series-days in [start, end), before :func:`explain`: ``daily`` is the daily
+    detail or its sums per day and series (``date``, :data:`SERIES`, ``cost``), same result."""
     scored = baseline(
-        daily_series(detail, end), window=window, weeks=weeks, max_growth=max_growth, min_spread=min_spread
+        daily_series(daily, end), window=window, weeks=weeks, max_growth=max_growth, min_spread=min_spread
     )
     hits = flag(scored, window=window, threshold=threshold, min_impact=min_impact, min_relative=min_relative)
-    hits = hits.filter((pl.col("date") >= start) & (pl.col("date") < end)).rename({"cost": "actual"})
+    return hits.filter((pl.col("date") >= start) & (pl.col("date") < end)).rename({"cost": "actual"})
+
+
+def _explained(hits: pl.DataFrame, detail: pl.DataFrame, window: int) -> pl.DataFrame:
     explained = explain(hits, detail, window=window)
     return explained.select(COST_ANOMALY_COLUMNS).sort(["impact", "date"], descending=[True, False])
 
