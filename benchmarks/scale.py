@@ -3,6 +3,7 @@
     uv run python benchmarks/scale.py --line-items 2000000 --requests 5000000
     uv run python benchmarks/scale.py --line-items 2000000 --requests 5000000 --sizes --json scale.json
     uv run python benchmarks/scale.py --reuse /tmp/scale-20000000-50000000-x  # a --keep work dir: from the ingest on
+    uv run python benchmarks/scale.py --reuse /tmp/scale-20000000-50000000-x --from "review analytics"  # its warehouse
 
 1. generate: the sample company (finops/demo/company.py and gateway.py, its fixed seed) is written
    once, small, then scaled in DuckDB SQL (COPY … TO, no Python row loops) to about N bill line
@@ -41,7 +42,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[1]
 QUARTER = "2026Q3"
@@ -375,26 +378,39 @@ def run_stage(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
 
 
 def run_size(
-    line_items: int, requests: int, work: Path, config: Path, skip_render: bool, reuse: bool = False
+    line_items: int,
+    requests: int,
+    work: Path,
+    config: Path,
+    skip_render: bool,
+    reuse: bool = False,
+    from_stage: str = "ingest bills",
+    on_stage: Callable[[list[dict]], None] = lambda results: None,
 ) -> list[dict]:
-    """All stages for one size in ``work``; one dict of figures per stage (printed as they finish).
+    """All stages for one size in ``work``; one dict of figures per stage (printed as they finish,
+    and handed to ``on_stage`` after each, so a failing stage loses none of the earlier figures).
 
-    ``reuse``: ``work`` holds exports generated before (its ``generate.json``); start at the
-    ingest, into a new warehouse."""
+    ``reuse``: ``work`` holds exports generated before (its ``generate.json``); start at
+    ``from_stage``: the ingest, into a new warehouse, or a later stage on the warehouse there."""
     env = os.environ | {"SCALE_SIZE": json.dumps({"line_items": line_items, "requests": requests}),
                         "FINOPS_WAREHOUSE": str(work / "warehouse.duckdb"), "FINOPS_CONFIG": str(config)}  # fmt: skip
     results: list[dict] = []
     rows = 0
     print(f"\n== {line_items:,} line items, {requests:,} requests (work dir {work}) ==")
     print(f"{'stage':<24}{'rows':>14}{'seconds':>10}{'rows/s':>14}{'peak RSS MB':>13}{'load avg':>10}")
+    skipped = set(STAGES[: STAGES.index(from_stage)]) if reuse else set()
     if reuse:
-        for stale in [*work.glob("warehouse.duckdb*"), work / "cache", work / "reports"]:
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
+        keep_warehouse = "ingest bills" in skipped
+        stale = [work / "cache", work / "reports", *([] if keep_warehouse else work.glob("warehouse.duckdb*"))]
+        for path in stale:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         generated = json.loads((work / "generate.json").read_text())
         results.append(generated)
         print(f"{'generate':<24}{generated['rows']:>14,}{'(reused)':>10}")
+        if keep_warehouse:
+            rows = warehouse_rows(work)
     for stage in STAGES:
-        if skip_render and stage.startswith("render") or reuse and stage == "generate":
+        if skip_render and stage.startswith("render") or stage in skipped:
             continue
         cache = work / "cache" / CACHE_OF.get(stage, stage).replace(" ", "-")
         stage_env = env | {"FINOPS_CACHE_DIR": str(cache)}
@@ -425,23 +441,26 @@ def run_size(
         results.append(row)
         if stage == "generate":
             (work / "generate.json").write_text(json.dumps(row))  # for --reuse
+        on_stage(results)
         rate = f"{row['rows_per_s']:,}" if row["rows_per_s"] else "-"
         print(
             f"{stage:<24}{row['rows']:>14,}{row['seconds']:>10.1f}{rate:>14}{row['peak_rss_mb']:>13,}{row['load_average']:>10}",
             flush=True,
         )
     by = {r["stage"]: r for r in results}
-    gen, bills, reload = by["generate"], by["ingest bills"], by["reload restated month"]
+    gen = by["generate"]
     print(f"generated: {gen['line_items']:,} line items (sample ×{gen['bill_copies']}), {gen['requests']:,} requests "
           f"(sample ×{gen['request_copies']}, {gen['request_files']} files), {gen['megabytes']:,} MB; "
           f"writing the sample company itself took {gen.get('sample_seconds', 0):.0f}s of it")  # fmt: skip
-    month_share = reload["rows"] / bills["rows"]
-    print(f"reload of one restated month: {reload['seconds']:.1f}s for {month_share:.1%} of the bill rows "
-          f"(ingest of all bills at that rate: {bills['seconds'] * month_share:.1f}s)")  # fmt: skip
+    if "ingest bills" in by and "reload restated month" in by:
+        bills, reload = by["ingest bills"], by["reload restated month"]
+        month_share = reload["rows"] / bills["rows"]
+        print(f"reload of one restated month: {reload['seconds']:.1f}s for {month_share:.1%} of the bill rows "
+              f"(ingest of all bills at that rate: {bills['seconds'] * month_share:.1f}s)")  # fmt: skip
     if "review analytics" in by:
         slow = sorted(by["review analytics"]["functions"].items(), key=lambda kv: -kv[1])[:5]
         print("slowest analyses: " + ", ".join(f"{name} {s:.1f}s" for name, s in slow))
-    if not skip_render:
+    if not skip_render and "review analytics" in by:
         review = by["review analytics"]["seconds"] + by["render review"]["seconds"]
         print(f"review analytics + render review: {review:.1f}s (each with an empty result cache); "
               f"render review again, over its cache: {by['render review again']['seconds']:.1f}s")  # fmt: skip
@@ -459,6 +478,9 @@ def main() -> None:
     parser.add_argument("--skip-render", action="store_true", help="leave out the render stages")
     parser.add_argument("--reuse", type=Path, default=None, metavar="WORK",
                         help="a kept work dir: reuse its generated exports, start at the ingest (new warehouse)")  # fmt: skip
+    parser.add_argument("--from", dest="from_stage", default="ingest bills", choices=STAGES[1:], metavar="STAGE",
+                        help="with --reuse: the first stage to run; from 'review analytics' on, the work dir's "
+                             "warehouse is kept (default: 'ingest bills', a new warehouse)")  # fmt: skip
     parser.add_argument("--config", type=Path, default=PROJECT / "finops.toml", help=argparse.SUPPRESS)
     parser.add_argument("--_stage", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -466,14 +488,31 @@ def main() -> None:
         _child_main(args._stage, args.workdir, args.config)
         return
 
+    if args.from_stage != "ingest bills" and not args.reuse:
+        parser.error("--from needs --reuse WORK")
     fractions = (0.25, 0.5, 1.0) if args.sizes else (1.0,)
-    runs = []
+    runs: list[dict] = []
+
+    def write_json(growth: list[dict]) -> None:
+        if args.json:
+            payload = {"cores": os.cpu_count(), "quarter": QUARTER, "runs": runs, "growth": growth,
+                       "rss": "peak sum of RSS over the stage's process tree (psutil, 50 ms) or its ru_maxrss if larger"}  # fmt: skip
+            args.json.write_text(json.dumps(payload, indent=2, default=str))
+
+    def size_run(fraction: float, n: int, m: int, work: Path, **options: Any) -> None:
+        run = {"fraction": fraction, "line_items": n, "requests": m, "work": str(work), "stages": []}
+        runs.append(run)
+
+        def on_stage(results: list[dict]) -> None:
+            run["stages"] = list(results)
+            write_json([])
+
+        run_size(n, m, work, args.config.resolve(), args.skip_render, on_stage=on_stage, **options)
+
     if args.reuse:
         work = args.reuse.resolve()
         generated = json.loads((work / "generate.json").read_text())
-        n, m = generated["line_items"], generated["requests"]
-        stages = run_size(n, m, work, args.config.resolve(), args.skip_render, reuse=True)
-        runs.append({"fraction": 1.0, "line_items": n, "requests": m, "work": str(work), "stages": stages})
+        size_run(1.0, generated["line_items"], generated["requests"], work, reuse=True, from_stage=args.from_stage)
         fractions = ()
     for fraction in fractions:
         n, m = round(args.line_items * fraction), round(args.requests * fraction)
@@ -481,8 +520,7 @@ def main() -> None:
             args.workdir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"scale-{n}-{m}-", dir=args.workdir))
         try:
-            stages = run_size(n, m, work, args.config.resolve(), args.skip_render)
-            runs.append({"fraction": fraction, "line_items": n, "requests": m, "work": str(work), "stages": stages})
+            size_run(fraction, n, m, work)
         finally:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)
@@ -494,9 +532,7 @@ def main() -> None:
             cells = "".join(f"{f'{s:.2f}s / {r:.2f}r = {s / r:.2f}':>22}" for s, r in g["steps"])
             print(f"{g['stage']:<24}{cells}")
     if args.json:
-        payload = {"cores": os.cpu_count(), "quarter": QUARTER, "runs": runs, "growth": growth,
-                   "rss": "peak sum of RSS over the stage's process tree (psutil, 50 ms) or its ru_maxrss if larger"}  # fmt: skip
-        args.json.write_text(json.dumps(payload, indent=2, default=str))
+        write_json(growth)
         print(f"\nJSON: {args.json}")
 
 

@@ -244,3 +244,48 @@ def test_memory_limit_holds_every_connection_and_a_bad_value_names_the_variable(
         with wh.reader():
             pass
     assert "2GB or 500MB" in caught.value.hint
+
+
+def test_ibis_reads_inline_row_level_subexpressions_and_keep_grouped_ones_computed_once(wh):
+    """A relation used twice (rows joined back to a decision over their distinct values) is inlined
+    (DuckDB would write every row out first); a grouped one is still computed once. Same figures."""
+    with wh.writer() as con:
+        con.execute(
+            "CREATE TABLE calls AS SELECT i % 7 AS team, CAST(i AS DECIMAL(38, 10)) * 0.01 AS cost FROM range(1000) t(i)"
+        )
+    with wh.ibis() as backend:
+        calls = backend.table("calls").mutate(double=lambda t: t.cost * 2)  # row level, read twice below
+        per_team = calls.group_by("team").aggregate(team_cost=calls.cost.sum())  # grouped, read twice below
+        joined = calls.join(per_team, "team")
+        expr = joined.aggregate(total=joined.double.sum(), teams=joined.team.nunique()).cross_join(
+            per_team.aggregate(largest=per_team.team_cost.max(), smallest=per_team.team_cost.min())
+        )
+        sql = backend.compile(expr)
+        got = expr.to_polars().row(0, named=True)
+    assert sql.count("NOT MATERIALIZED") == 1 and sql.count(" AS (") >= 1, sql
+    team_costs = [sum(Decimal(i) / 100 for i in range(1000) if i % 7 == team) for team in range(7)]
+    assert got == {"total": Decimal(9990), "teams": 7, "largest": max(team_costs), "smallest": min(team_costs)}
+
+
+def test_readers_in_several_processes_spill_past_their_memory_limit_without_crashing(tmp_path):
+    """Every process spills to a folder of its own: in DuckDB's shared default (``<warehouse>.tmp``)
+    concurrent spills overwrite each other's blocks and the readers die (SIGSEGV), as notebook
+    kernels rendering department statements did at 20M line items."""
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    wh.migrate()
+    with wh.writer() as con:
+        con.execute("CREATE TABLE big AS SELECT range AS a, md5(range::VARCHAR) AS b FROM range(4000000)")
+        expected = con.execute("SELECT sum(hash(a, b)) FROM big").fetchone()[0]
+    stale = tmp_path / "wh.duckdb.tmp" / "999999"  # a killed process's folder (no such pid)
+    stale.mkdir(parents=True)
+    code = textwrap.dedent(f"""
+        from finops.warehouse import Warehouse
+        with Warehouse({str(wh.path)!r}).reader() as con:
+            con.execute("SET threads = 1")
+            print(con.execute("SELECT sum(hash(a, b)) FROM (SELECT a, b FROM big ORDER BY b, a)").fetchone()[0])
+    """)
+    env = os.environ | {"FINOPS_MEMORY_LIMIT": "100MB"}
+    readers = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env) for _ in range(3)]
+    results = [(reader.communicate(timeout=300)[0].split()[-1:], reader.returncode) for reader in readers]
+    assert results == [([str(expected)], 0)] * 3
+    assert not stale.exists() and list((tmp_path / "wh.duckdb.tmp").iterdir()) == []  # each removed its own

@@ -222,10 +222,15 @@ def one_source_per_provider(t: ibis.Table, source: str = "x_Source", time: str =
     """The rows of ``t`` (`llm_requests` rows with a ``provider`` column) of one source per provider
     (as billed) and month: the first of :data:`finops.analyses.usage.SOURCE_PRIORITY` present.
     The ibis form of :func:`one_source_per_provider_sql`, for any engine."""
-    rank = ibis.cases(*((t[source] == s, i) for i, s in enumerate(SOURCE_PRIORITY)), else_=len(SOURCE_PRIORITY))
-    ranked = t.mutate(_source_rank=rank, _month_key=t[time].truncate("M"), _provider_key=gateway_provider(t.provider))
-    kept = keep_best(ranked, ["_month_key", "_provider_key"], "_source_rank")
-    return kept.drop("_source_rank", "_month_key", "_provider_key")
+    # Decided over the distinct (month, provider, source) present, a few rows, and joined back:
+    # the provider's family per call (tens of millions) cost minutes.
+    keyed = t.mutate(_month_key=t[time].truncate("M"))
+    present = keyed.select("_month_key", "provider", source).distinct()
+    rank = ibis.cases(*((present[source] == s, i) for i, s in enumerate(SOURCE_PRIORITY)), else_=len(SOURCE_PRIORITY))
+    ranked = present.mutate(_source_rank=rank, _provider_key=gateway_provider(present.provider))
+    chosen = keep_best(ranked, ["_month_key", "_provider_key"], "_source_rank")
+    kept = keyed.semi_join(chosen, [keyed[c].identical_to(chosen[c]) for c in ("_month_key", "provider", source)])
+    return kept.drop("_month_key")
 
 
 # -- splitting and rounding -----------------------------------------------------------------------
@@ -773,18 +778,27 @@ def gateway_usage(wh: Warehouse, config: Config, quarter: Quarter, *, department
     with wh.ibis() as con:
         requests = con.table("llm_requests")
         low, high = ibis.timestamp(quarter.start.isoformat()), ibis.timestamp(quarter.end.isoformat())
-        t = with_request_department(
-            requests.filter((requests.period_start >= low) & (requests.period_start < high)), config
+        calls = requests.filter((requests.period_start >= low) & (requests.period_start < high))
+        # Summed first per caller, source, provider, model and month (what the department and the
+        # source choice read): they are then decided over that small table, not per call.
+        calls = calls.mutate(_month=calls.period_start.truncate("M"))
+        callers = ("team", "project_id", "api_key_id", "x_Source", "provider", "model", "_month")
+        rolled = calls.group_by(*callers).agg(
+            requests=calls.requests.fill_null(1).sum(),
+            input_tokens=calls.input_tokens.sum(),
+            output_tokens=calls.output_tokens.sum(),
+            cost=calls.cost.sum(),
+            unpriced_requests=calls.count(where=calls.cost.isnull()),
         )
-        t = one_source_per_provider(t)
+        t = one_source_per_provider(with_request_department(rolled, config), time="_month")
         if department is not None:
             t = t.filter(t.department == department)
         result = t.group_by("department", "provider", "model").agg(
-            requests=t.requests.fill_null(1).sum().cast("int64"),
+            requests=t.requests.sum().cast("int64"),
             input_tokens=t.input_tokens.sum().cast("int64"),
             output_tokens=t.output_tokens.sum().cast("int64"),
             cost=t.cost.sum().cast(_MONEY),
-            unpriced_requests=t.count(where=t.cost.isnull()),
+            unpriced_requests=t.unpriced_requests.sum().cast("int64"),
         )
         return result.order_by("department", result.cost.desc(nulls_first=False), "provider", "model").to_polars()
 

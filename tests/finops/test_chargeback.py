@@ -218,6 +218,44 @@ def test_request_department_order_team_project_key(wh):
     assert got == ["Delta", "Alpha", "Delta", "Gamma", UNALLOCATED]
 
 
+def test_gateway_usage_counts_one_source_per_provider_and_month(wh):
+    """The gateway's calls of a provider and month win over the usage API's and the traces' (they
+    saw the same calls); a month only the usage API saw still counts; NULL requests count 1."""
+
+    def call(day, source, provider, model, *, team=None, project=None, requests=1, tokens=0, cost="0.01"):
+        start = datetime.fromisoformat(day)
+        return {"period_start": start, "period_end": start, "source": source, "x_Source": source,
+                "provider": provider, "model": model, "team": team, "project_id": project, "requests": requests,
+                "input_tokens": tokens, "output_tokens": 1, "cost": None if cost is None else Decimal(cost),
+                "cost_source": "reported"}  # fmt: skip
+
+    insert_requests(wh, [
+        call("2026-07-03", "litellm", "openai", "gpt-4o", team="alpha", tokens=100),
+        call("2026-07-04", "litellm", "openai", "gpt-4o", team="Alpha", tokens=200),
+        call("2026-07-05", "openai-usage", "openai", "gpt-4o", project="acct-a", requests=9, cost="5.00"),  # seen twice
+        call("2026-08-05", "openai-usage", "openai", "gpt-4o", project="acct-a", requests=3, tokens=1000, cost="1.50"),
+        call("2026-07-06", "anthropic-usage", "anthropic", "claude-sonnet-4", project="acct-b", tokens=10, cost="2.00"),
+        call("2026-07-07", "anthropic-usage", "anthropic", "claude-sonnet-4", project="acct-b", requests=None,
+             tokens=5, cost=None),
+        call("2026-07-08", "litellm", "azure", "gpt-4o", team="beta", cost="0.30"),
+        call("2026-07-09", "otel", "azure.ai.openai", "gpt-4o", team="alpha", cost="9.00"),  # Azure OpenAI again
+        call("2026-10-01", "litellm", "openai", "gpt-4o", team="alpha", cost="7.00"),  # next quarter
+    ])  # fmt: skip
+    config = parse_config(BASE_CONFIG)
+    figures = ("requests", "input_tokens", "cost", "unpriced_requests")
+    got = {
+        (r["department"], r["provider"], r["model"]): tuple(r[f] for f in figures)
+        for r in cb.gateway_usage(wh, config, Q3).iter_rows(named=True)
+    }
+    assert got == {
+        ("Alpha", "openai", "gpt-4o"): (5, 1300, Decimal("1.52"), 0),
+        ("Beta", "anthropic", "claude-sonnet-4"): (2, 15, Decimal("2.00"), 1),
+        ("Beta", "azure", "gpt-4o"): (1, 0, Decimal("0.30"), 0),
+    }
+    beta = cb.gateway_usage(wh, config, Q3, department="Beta")
+    assert beta["department"].unique().to_list() == ["Beta"] and beta["cost"].sum() == Decimal("2.30")
+
+
 def test_billed_basis_and_the_reconciliation_table(wh):
     config = parse_config(BASE_CONFIG)
     insert_charges(wh, [
