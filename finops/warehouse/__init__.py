@@ -56,8 +56,8 @@ ENV_LOCK_TIMEOUT = "FINOPS_LOCK_TIMEOUT"
 ENV_MEMORY_LIMIT = "FINOPS_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "2GB"
 """DuckDB's memory per connection (``FINOPS_MEMORY_LIMIT``): past it, staged rows, joins and
-sorts spill to ``<warehouse>.tmp/<pid>`` (:func:`_spill_privately`). DuckDB's own default is 80% of the machine, and a load
-that stages millions of rows in temporary tables would take that much."""
+sorts spill to ``<warehouse>.tmp/<pid>`` (:func:`_spill_privately`). DuckDB's own default is
+80% of the machine, and a load that stages millions of rows in temporary tables would take that much."""
 
 MONEY = "DECIMAL(38, 10)"
 """Money, unit prices and quantities: exact decimals, 28 digits before the point, 10 after."""
