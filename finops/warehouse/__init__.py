@@ -56,7 +56,7 @@ ENV_LOCK_TIMEOUT = "FINOPS_LOCK_TIMEOUT"
 ENV_MEMORY_LIMIT = "FINOPS_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "2GB"
 """DuckDB's memory per connection (``FINOPS_MEMORY_LIMIT``): past it, staged rows, joins and
-sorts spill to ``<warehouse>.tmp/<pid>`` (:func:`_spill_privately`). DuckDB's own default is
+sorts spill to ``<warehouse>.tmp-<pid>`` (:func:`_spill_privately`). DuckDB's own default is
 80% of the machine, and a load that stages millions of rows in temporary tables would take that much."""
 
 MONEY = "DECIMAL(38, 10)"
@@ -420,23 +420,21 @@ def _is_lock_error(exc: duckdb.Error) -> bool:
 
 
 def _spill_privately(con: duckdb.DuckDBPyConnection, base: Path) -> None:
-    """Make ``con`` spill to ``base/<pid>``: a folder of this process's own.
+    """Make ``con`` spill to ``<base>-<pid>``: a folder of this process's own, beside ``base``.
 
     DuckDB's default, ``<warehouse>.tmp``, is shared by every process reading the warehouse, and
     its spill files are named by size class only: two processes spilling at once (two notebook
     kernels, the department statements) overwrite each other's blocks, and DuckDB crashes
-    (reproduced: three readers sorting past their memory limit all died with SIGSEGV). Folders of
-    processes that are gone (killed before DuckDB could remove them) are removed here."""
-    private = base / str(os.getpid())
+    (reproduced: three readers sorting past their memory limit all died with SIGSEGV). DuckDB
+    makes the folder when it first spills and removes it when the connection closes; folders of
+    processes that are gone (killed before it could) are removed here."""
+    private = base.with_name(f"{base.name}-{os.getpid()}")
     if con.execute("SELECT current_setting('temp_directory')").fetchone()[0] == str(private):
         return  # another connection of this process set it; DuckDB refuses to switch once used
-    try:
-        base.mkdir(exist_ok=True)  # DuckDB makes the last folder only
-        for stale in base.iterdir():
-            if stale.name.isdigit() and stale.is_dir() and not _alive(int(stale.name)):
-                shutil.rmtree(stale, ignore_errors=True)
-    except OSError:
-        return  # a read-only place: DuckDB's default it is
+    for stale in base.parent.glob(f"{glob.escape(base.name)}-*"):
+        pid = stale.name.rpartition("-")[2]
+        if pid.isdigit() and stale.is_dir() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
     quoted = str(private).replace("'", "''")
     con.execute(f"SET temp_directory = '{quoted}'")
 
