@@ -73,6 +73,9 @@ DIMENSIONS = {"sub_account": "SubAccountId", "resource": "ResourceId", "sku": "s
 """Explaining dimensions: output prefix → column of the daily detail (``sku`` is SkuMeter,
 else x_UsageType, else SkuId)."""
 
+WINDOW = 28
+"""Days of the rolling baseline (the default of every function taking ``window``)."""
+
 COST_ANOMALY_COLUMNS = (
     "date",
     "department",
@@ -176,7 +179,7 @@ def daily_series(detail: pl.DataFrame, end: date) -> pl.DataFrame:
 def baseline(
     series: pl.DataFrame,
     *,
-    window: int = 28,
+    window: int = WINDOW,
     weeks: int = 8,
     max_growth: float = 2.0,
     min_spread: float = 0.05,
@@ -237,7 +240,7 @@ def _to_cents(value: pl.Expr) -> pl.Expr:
 def flag(
     scored: pl.DataFrame,
     *,
-    window: int = 28,
+    window: int = WINDOW,
     threshold: float = 5.0,
     min_impact: Decimal = Decimal(250),
     min_relative: float = 0.5,
@@ -320,7 +323,7 @@ def cost_anomalies(
     end: date,
     *,
     basis: CostBasis = "effective",
-    window: int = 28,
+    window: int = WINDOW,
     weeks: int = 8,
     threshold: float = 5.0,
     min_impact: Decimal | int | str = 250,
@@ -425,28 +428,16 @@ def daily_detail(
     return detail.with_columns(pl.col("cost").cast(_MONEY)).sort(keys)
 
 
-def detect(
-    detail: pl.DataFrame,
-    start: date,
-    end: date,
-    *,
-    window: int = 28,
-    weeks: int = 8,
-    threshold: float = 5.0,
-    min_impact: Decimal = Decimal(250),
-    min_relative: float = 0.5,
-    min_spread: float = 0.05,
-    max_growth: float = 2.0,
-) -> pl.DataFrame:
+def detect(detail: pl.DataFrame, start: date, end: date, **thresholds: Any) -> pl.DataFrame:
     """The engine of :func:`cost_anomalies`, on a daily detail frame (no warehouse needed).
 
     ``detail`` has ``date``, ``department``, ``provider``, ``service``, ``SubAccountId``,
     ``ResourceId``, ``sku`` and ``cost`` (Decimal) — one row per day and dimension values,
     as :func:`daily_detail_expr` gives. Anomalies are reported for days in [start, end).
+    ``thresholds``: :func:`find_hits`'s keywords (``window``, ``threshold``, …), with its defaults.
     """
-    hits = find_hits(detail, start, end, window=window, weeks=weeks, threshold=threshold, min_impact=min_impact,
-                     min_relative=min_relative, min_spread=min_spread, max_growth=max_growth)  # fmt: skip
-    return _explained(hits, detail, window)
+    hits = find_hits(detail, start, end, **thresholds)
+    return _explained(hits, detail, thresholds.get("window", WINDOW))
 
 
 def find_hits(
@@ -454,7 +445,7 @@ def find_hits(
     start: date,
     end: date,
     *,
-    window: int = 28,
+    window: int = WINDOW,
     weeks: int = 8,
     threshold: float = 5.0,
     min_impact: Decimal = Decimal(250),
