@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
-
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
@@ -138,7 +138,59 @@ def test_a_version_1_warehouse_gains_the_native_columns_and_state_tables(tmp_pat
     assert set(warehouse_module.CHARGES_COLUMNS) == columns
     assert wh.query("SELECT count(*), sum(BilledCost), count(x_UsageType) FROM charges").row(0) == (
         7, written.total("BilledCost"), 0)
+    # The rollup (schema v5) is filled from the charges already loaded.
+    assert wh.query("SELECT sum(x_LineItems)::BIGINT, sum(BilledCost) FROM charges_daily").row(0) == (
+        7, written.total("BilledCost"))
+    assert rollup_differences(wh) == (0, 0)
     assert wh.query("SELECT max(version) FROM schema_version").item() == warehouse_module.SCHEMA_VERSION
+
+
+def rollup_differences(wh: Warehouse) -> tuple[int, int]:
+    """Rows of `charges_daily` not in a rollup of `charges` made now, and the other way round."""
+    fresh = warehouse_module.charges_daily_sql()
+    return (
+        wh.query(f"SELECT count(*) FROM (FROM charges_daily EXCEPT ALL ({fresh}))").item(),
+        wh.query(f"SELECT count(*) FROM (({fresh}) EXCEPT ALL FROM charges_daily)").item(),
+    )
+
+
+def test_the_daily_rollup_sums_every_line_and_follows_each_replaced_partition(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    july = write_csv(tmp_path / "july.csv", make_rows(900, period="2026-07"), "1.0")
+    august = write_csv(tmp_path / "august.csv", make_rows(200, period="2026-08"), "1.0")
+    other = write_csv(tmp_path / "other.csv", make_rows(50, account="999988887777", period="2026-07"), "1.0")
+    focus.ingest(wh, [july.path, august.path, other.path])
+    totals = "SELECT {n}, sum(BilledCost), sum(EffectiveCost), sum(ListCost) FROM {t}"
+    assert wh.query(totals.format(n="sum(x_LineItems)::BIGINT", t="charges_daily")).row(0) == (
+        1150, *(july.total(c) + august.total(c) + other.total(c) for c in ("BilledCost", "EffectiveCost", "ListCost")))
+    # make_rows repeats its lines every 420 (days, services, accounts, SKUs, tags) with other resources
+    # and amounts: 900 lines of July are 420 rollup rows.
+    assert wh.query("SELECT count(*) FROM charges_daily").item() == 420 + 200 + 50
+    assert rollup_differences(wh) == (0, 0)
+
+    # A restated July of the first account: its rollup rows are replaced, no other's are touched.
+    restated = write_csv(tmp_path / "july-restated.csv", make_rows(120, period="2026-07", scale="3"), "1.0")
+    focus.ingest(wh, [restated.path])
+    assert rollup_differences(wh) == (0, 0)
+    per_month = dict(wh.query(
+        "SELECT strftime(BillingPeriodStart, '%Y-%m') || '/' || BillingAccountId, sum(BilledCost) FROM charges_daily"
+        " GROUP BY 1").rows())
+    assert per_month == {"2026-07/111122223333": restated.total("BilledCost"),
+                         "2026-08/111122223333": august.total("BilledCost"),
+                         "2026-07/999988887777": other.total("BilledCost")}
+    assert wh.query("SELECT sum(x_LineItems)::BIGINT FROM charges_daily").item() == 370
+
+    # Rows another partition loses by ``also_delete_where`` leave its rollup in the same transaction.
+    with wh.load("test", "mem://") as batch:
+        batch.stage("rows", "SELECT 'test' AS x_Source, 'acct' AS BillingAccountId,"
+                            " TIMESTAMP '2026-09-01' AS BillingPeriodStart, TIMESTAMP '2026-09-02 13:00' AS ChargePeriodStart,"
+                            " 1.5::DECIMAL(38,10) AS BilledCost")
+        batch.replace_partitions("charges", "SELECT * FROM rows", partition_by=warehouse_module.PARTITION_COLUMNS,
+                                 rows_read=1, also_delete_where="BillingAccountId = '999988887777'")
+    assert rollup_differences(wh) == (0, 0)
+    assert wh.query("SELECT count(*) FROM charges_daily WHERE BillingAccountId = '999988887777'").item() == 0
+    assert wh.query("SELECT ChargePeriodStart, x_LineItems FROM charges_daily WHERE x_Source = 'test'").row(0) == (
+        datetime(2026, 9, 2), 1)
 
 
 def test_source_state_is_saved_with_the_load_it_describes(tmp_path):
@@ -184,6 +236,7 @@ def test_a_killed_load_leaves_the_previous_data_and_the_next_load_completes(tmp_
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert wh.query("SELECT count(*), sum(BilledCost) FROM charges").row(0) == (40, july.total("BilledCost"))
+    assert rollup_differences(wh) == (0, 0)
     report = focus.ingest(wh, [july.path])  # the next writer marks the dead batch and loads
     assert report.result.rows_loaded == 40
     statuses = wh.query("SELECT status FROM ingest_batches ORDER BY batch_id")["status"].to_list()

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from finops.analyses import cache, forecast
+from finops.analyses.tables import charges_table
 from finops.config import Budget, BudgetAlerts, Config
 from finops.exceptions import AnalysisError
 from finops.periods import Quarter
@@ -115,7 +116,7 @@ def budget_series(wh: Warehouse, config: Config, budgets: list[Budget], start: d
     with wh.ibis() as con:
         departments = sorted({b.department for b in budgets})
         expr = daily_scope_spend_expr(
-            con.table("charges"), start, end, basis=config.basis, config=config, departments=departments
+            charges_table(con, config), start, end, basis=config.basis, config=config, departments=departments
         )
         daily = expr.to_polars()
     frames = [  # one scan above serves every budget; each takes its rows here (a few thousand)

@@ -47,6 +47,7 @@ from finops.analyses import cache
 from finops.analyses.classify import accelerator_instance, drop_rule_inputs, rule_inputs, search
 from finops.analyses.reconcile import GATEWAY_PROVIDER_SQL, billed_provider, gateway_provider
 from finops.analyses.spend import _check_basis, _lookup, decide_per_distinct, with_department
+from finops.analyses.tables import charges_table
 from finops.analyses.unit_economics import base_model, model_key
 from finops.analyses.usage import SOURCE_PRIORITY, keep_best
 from finops.config import UNALLOCATED, ChargeMatch, Config, CostBasis
@@ -139,7 +140,7 @@ def _where(config: Config, kind: str, line: int | None) -> str:
 def _charge_lines(con, config: Config, start: date, end: date, basis: CostBasis) -> ibis.Table:
     """The billing months' charges with cost, owner, pool, allocation rule and GPU hours, summed per
     month, provider, service, department, pool, rule, family and model key."""
-    charges = con.table("charges")
+    charges = charges_table(con, config)
     low = ibis.timestamp(start.isoformat())
     high = ibis.timestamp(end.isoformat())
     t = charges.filter((charges.BillingPeriodStart >= low) & (charges.BillingPeriodStart < high))
@@ -633,7 +634,7 @@ def reconciliation(
         sides = ibis.union(per_side, both)
         summed = sides.group_by("month", "provider", "is_unallocated").agg(amount=sides.amount.sum().cast(_MONEY))
         rounded = _largest_remainder(summed, "amount", ["month", "provider"], "is_unallocated")
-        charges = con.table("charges")
+        charges = charges_table(con)
         in_months = (charges.BillingPeriodStart >= ibis.timestamp(low.isoformat())) & (
             charges.BillingPeriodStart < ibis.timestamp(high.isoformat())
         )

@@ -224,6 +224,12 @@ def _rule_inputs(charges: ibis.Table) -> ibis.Table:
         charges.x_InstanceType,
     ]
     tag_keys = charges.Tags.keys().map(lambda key: key.lower())
+    # The daily rollup has no resource; it is read only when no rule matches on one (tables.py).
+    resource = (
+        ibis.literal(" | ").join([charges.ResourceId.fill_null(""), charges.ResourceName.fill_null("")])
+        if "ResourceId" in charges.columns
+        else ibis.literal("")
+    )
     return charges.mutate(
         _rule_provider=charges.ProviderName.fill_null(""),
         _rule_service=charges.ServiceName.fill_null(""),
@@ -234,9 +240,7 @@ def _rule_inputs(charges: ibis.Table) -> ibis.Table:
         _rule_tag_keys_text=tag_keys.map(lambda key: "\x1f" + key).join("").fill_null("\x1e"),
         _rule_workload_tag=ibis.coalesce(*(charges.Tags.get(key) for key in WORKLOAD_TAG_KEYS), ibis.literal("")),
         _rule_sku=ibis.literal(" | ").join([charges.SkuId.fill_null(""), charges.SkuMeter.fill_null("")]),
-        _rule_resource=ibis.literal(" | ").join(
-            [charges.ResourceId.fill_null(""), charges.ResourceName.fill_null("")]
-        ),
+        _rule_resource=resource,
     )
 
 

@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Literal
 import polars as pl
 
 from finops.analyses import cache
+from finops.analyses.tables import charges_table
 from finops.config import COST_BASES, Config, CostBasis
 from finops.exceptions import AnalysisError
 from finops.periods import Quarter
@@ -126,7 +127,7 @@ def data_range(wh: Warehouse) -> tuple[date, date]:
     Raises :class:`AnalysisError` when the warehouse holds no charges.
     """
     with wh.ibis() as con:
-        charges = con.table("charges")
+        charges = charges_table(con)
         day = charges.ChargePeriodStart.date()
         row = charges.aggregate(first=day.min(), last=day.max()).to_polars()
     first, last = row["first"][0], row["last"][0]

@@ -15,6 +15,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import polars as pl
 
+from finops.analyses.tables import charges_table, line_count
 from finops.exceptions import AnalysisError, FinopsError
 from finops.periods import Quarter
 from finops.warehouse import Warehouse
@@ -31,7 +32,7 @@ def month_coverage_expr(charges: ibis.Table) -> ibis.Table:
     reach = billed.ChargePeriodEnd.coalesce(billed.BillingPeriodEnd)
     return (
         billed.group_by(month=billed.BillingPeriodStart.truncate("M").date())
-        .aggregate(rows=billed.count(), reach=reach.max())
+        .aggregate(rows=line_count(billed), reach=reach.max())
         .order_by("month")
     )
 
@@ -61,7 +62,7 @@ def latest_complete_quarter(wh: Warehouse) -> Quarter:
         No quarter is complete (empty warehouse, or less than three months loaded).
     """
     with wh.ibis() as con:
-        months = month_coverage_expr(con.table("charges")).to_polars()
+        months = month_coverage_expr(charges_table(con)).to_polars()
     complete = _complete_quarters(months)
     if not complete:
         loaded = ", ".join(m.strftime("%Y-%m") for m in months["month"].to_list()) or "none"
@@ -107,7 +108,7 @@ def quarter_coverage_expr(charges: ibis.Table, quarter: Quarter) -> ibis.Table:
     c = charges.filter(bp >= _midnight(quarter.previous().start), bp < _midnight(quarter.end))
     months = c.group_by(
         provider=c.ProviderName, billing_account=c.BillingAccountId, month=c.BillingPeriodStart.truncate("M").date()
-    ).aggregate(reach=c.ChargePeriodEnd.coalesce(c.BillingPeriodEnd).max(), rows=c.count())
+    ).aggregate(reach=c.ChargePeriodEnd.coalesce(c.BillingPeriodEnd).max(), rows=line_count(c))
     last_month = ibis.literal(quarter.months()[-1], type=dt.date)
     in_last = months.month == last_month
     out = months.group_by(["provider", "billing_account"]).aggregate(
@@ -142,7 +143,7 @@ def quarter_coverage(wh: Warehouse, quarter: Quarter) -> pl.DataFrame:
     """
     last_day = datetime.combine(quarter.end - timedelta(days=1), datetime.min.time())
     with wh.ibis() as con:
-        frame = quarter_coverage_expr(con.table("charges"), quarter).to_polars()
+        frame = quarter_coverage_expr(charges_table(con), quarter).to_polars()
     reaches = pl.col("reach") > last_day
     complete = (pl.col("months") == 3) & (reaches | pl.col("undated").fill_null(False))
     reason = (

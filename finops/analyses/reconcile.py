@@ -38,6 +38,7 @@ import ibis.expr.types as ir
 import polars as pl
 
 from finops.analyses import cache
+from finops.analyses.tables import charges_table
 from finops.analyses.unit_economics import minus, provider_key
 from finops.exceptions import AnalysisError
 from finops.warehouse import Warehouse
@@ -219,7 +220,7 @@ def gateway_vs_bill(wh: Warehouse, start: date, end: date, *, source: str | None
     └───────────────┴────────────┴─────────┴──────────────┴───┴─────────────┴────────────┴────────────────┘
     """
     with wh.ibis() as con:
-        expr = gateway_vs_bill_expr(con.table("llm_requests"), con.table("charges"), start, end, source=source)
+        expr = gateway_vs_bill_expr(con.table("llm_requests"), charges_table(con), start, end, source=source)
         return expr.to_polars()
 
 

@@ -7,7 +7,8 @@ Each is built in two halves:
   any ibis backend: DuckDB today, Spark when the warehouse outgrows one machine (the tests
   compile every expression to Spark SQL). Small private helpers take and return ibis tables.
 * the public function, which opens a short-lived read-only connection, builds the
-  expression over the warehouse's ``charges`` table and materialises it once, to polars.
+  expression over the warehouse's charges (the daily rollup `charges_daily` unless a rule
+  needs the resource: :mod:`finops.analyses.tables`) and materialises it once, to polars.
 
 Conventions shared by all views:
 
@@ -36,6 +37,7 @@ from ibis import _
 
 from finops.analyses import cache
 from finops.analyses.classify import WORKLOADS, classify, is_ai, is_fallback_rule, rules_for
+from finops.analyses.tables import charges_table, line_count
 from finops.config import COST_BASES, UNALLOCATED, Config, CostBasis
 from finops.exceptions import AnalysisError
 from finops.periods import Quarter
@@ -384,12 +386,12 @@ def quarter_summary_expr(
         is_ai(t),
     )
     totals = t.aggregate(
-        charge_rows=t.count(where=in_q),
+        charge_rows=line_count(t, in_q),
         total_cost=t._cost.sum(where=in_q),
         ai_cost=t._cost.sum(where=in_q & ai),
-        previous_rows=t.count(where=in_prev),
+        previous_rows=line_count(t, in_prev),
         previous_ai_cost=t._cost.sum(where=in_prev & ai),
-        year_ago_rows=t.count(where=in_year_ago),
+        year_ago_rows=line_count(t, in_year_ago),
         year_ago_ai_cost=t._cost.sum(where=in_year_ago & ai),
         inference_cost=t._cost.sum(where=in_q & (t.workload == "inference")),
         training_cost=t._cost.sum(where=in_q & (t.workload == "training")),
@@ -435,7 +437,7 @@ def top_departments_expr(
     relevant = charges.filter(_in_quarter(charges, quarter) | _in_quarter(charges, previous))
     t = with_department(classify(_with_cost(relevant, basis), rules_for(config)), config)
     in_q, in_prev = _in_quarter(t, quarter), _in_quarter(t, previous)
-    previous_known = t.aggregate(previous_rows=t.count(where=in_prev))
+    previous_known = t.aggregate(previous_rows=line_count(t, in_prev))
     per_department = (
         _ai_only(t)
         .group_by("department")
@@ -466,7 +468,7 @@ def monthly_bill_expr(charges: ibis.Table, start: date, end: date) -> ibis.Table
             currency=t.BillingCurrency,
         )
         .aggregate(
-            rows=_.count(),
+            rows=line_count(t),
             billed_cost=_.BilledCost.sum(),
             effective_cost=_.EffectiveCost.sum(),
             list_cost=_.ListCost.sum(),
@@ -561,7 +563,7 @@ def spend_by_department(
     """
     with wh.ibis() as con:
         expr = spend_by_department_expr(
-            con.table("charges"), config, start, end, basis=basis, grain=grain, ai_only=ai_only
+            charges_table(con, config), config, start, end, basis=basis, grain=grain, ai_only=ai_only
         )
         return expr.to_polars()
 
@@ -605,7 +607,7 @@ def spend_by_provider_service(
     """
     with wh.ibis() as con:
         expr = spend_by_provider_service_expr(
-            con.table("charges"), start, end, basis=basis, ai_only=ai_only, config=config
+            charges_table(con, config), start, end, basis=basis, ai_only=ai_only, config=config
         )
         return expr.to_polars()
 
@@ -648,7 +650,7 @@ def workload_split(
     moves the AI bill.
     """
     with wh.ibis() as con:
-        expr = workload_split_expr(con.table("charges"), start, end, basis=basis, grain=grain, config=config)
+        expr = workload_split_expr(charges_table(con, config), start, end, basis=basis, grain=grain, config=config)
         return expr.to_polars()
 
 
@@ -688,7 +690,7 @@ def daily_spend(
     runaway training job.
     """
     with wh.ibis() as con:
-        expr = daily_spend_expr(con.table("charges"), start, end, basis=basis, by=by, config=config)
+        expr = daily_spend_expr(charges_table(con, config), start, end, basis=basis, by=by, config=config)
         return expr.to_polars()
 
 
@@ -731,7 +733,7 @@ def quarter_summary(wh: Warehouse, config: Config, quarter: Quarter, *, basis: C
     review states each number once.
     """
     with wh.ibis() as con:
-        row = quarter_summary_expr(con.table("charges"), config, quarter, basis=basis).to_polars()
+        row = quarter_summary_expr(charges_table(con, config), config, quarter, basis=basis).to_polars()
     if row["charge_rows"][0] == 0:
         raise AnalysisError(
             f"no charges billed in {quarter} (billing periods {quarter.start} to {quarter.end}) in warehouse {wh.path}",
@@ -775,7 +777,7 @@ def top_departments(
     with the right owners.
     """
     with wh.ibis() as con:
-        return top_departments_expr(con.table("charges"), config, quarter, n=n, basis=basis).to_polars()
+        return top_departments_expr(charges_table(con, config), config, quarter, n=n, basis=basis).to_polars()
 
 
 def monthly_bill(wh: Warehouse, start: date, end: date) -> pl.DataFrame:
@@ -800,7 +802,7 @@ def monthly_bill(wh: Warehouse, start: date, end: date) -> pl.DataFrame:
     trusts a chargeback; effective and list cost beside it show amortization and discounts.
     """
     with wh.ibis() as con:
-        return monthly_bill_expr(con.table("charges"), start, end).to_polars()
+        return monthly_bill_expr(charges_table(con), start, end).to_polars()
 
 
 @cache.per_warehouse_state
@@ -887,4 +889,4 @@ def classification_coverage(
     a guess, and per source where a ``[[workload_rules]]`` entry would pay off most.
     """
     with wh.ibis() as con:
-        return classification_coverage_expr(con.table("charges"), config, start, end, basis=basis).to_polars()
+        return classification_coverage_expr(charges_table(con, config), config, start, end, basis=basis).to_polars()

@@ -46,6 +46,7 @@ from finops.analyses.chargeback import chargeback, with_request_department
 from finops.analyses.classify import AI_WORKLOADS, WORKLOADS, classify, classify_requests, rules_for
 from finops.analyses.reconcile import MONEY, gateway_provider
 from finops.analyses.spend import _charged_between, _check_range, _timestamp, _with_cost, with_department
+from finops.analyses.tables import charges_table
 from finops.analyses.usage import SOURCE_PRIORITY
 from finops.config import UNALLOCATED, Config, CostBasis
 from finops.exceptions import AnalysisError
@@ -117,7 +118,7 @@ def spend_cube(
     One pass over the charges gives a frame small enough to filter on every widget change.
     """
     with wh.ibis() as con:
-        expr = spend_cube_expr(con.table("charges"), config, start, end, basis=basis or config.basis)
+        expr = spend_cube_expr(charges_table(con, config), config, start, end, basis=basis or config.basis)
         return expr.to_polars()
 
 

@@ -241,6 +241,45 @@ PRICES_COLUMNS: dict[str, str] = {
     "x_BatchId": "BIGINT",
 }
 
+# `charges_daily` (schema v5): `charges` summed per day (ChargePeriodStart's UTC day) and per
+# every other column except a line's own identity (resource, source file and row) and its unit
+# prices. The bill analyses read it instead of the line items: a year of a large company is tens
+# of millions of lines (one per resource and hour or day) but thousands of rows a day here.
+# LoadBatch.replace_partitions keeps it equal to `charges`, partition by partition, in the same
+# transaction; `x_LineItems` counts the lines a row sums.
+CHARGES_DAILY_SUMMED = (
+    "BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingCurrencyEffectiveCost",
+    "ConsumedQuantity", "PricingQuantity", "CommitmentDiscountQuantity", "x_CreditAmount",
+)  # fmt: skip
+CHARGES_DAILY_LEFT_OUT = (
+    "ResourceId", "ResourceName", "AllocatedResourceId", "AllocatedResourceName", "CapacityReservationId",
+    "ListUnitPrice", "ContractedUnitPrice", "PricingCurrencyListUnitPrice", "PricingCurrencyContractedUnitPrice",
+    "x_SourceFile", "x_SourceRow",
+)  # fmt: skip
+CHARGES_DAILY_COLUMNS: dict[str, str] = {
+    **{c: t for c, t in CHARGES_COLUMNS.items() if c not in CHARGES_DAILY_LEFT_OUT},
+    "x_LineItems": "BIGINT",
+}
+"""Every column of `charges_daily`: those of `charges` but the left-out ones, and ``x_LineItems``."""
+
+
+def charges_daily_sql(where: str = "TRUE") -> str:
+    """SQL selecting the `charges_daily` rows (columns in table order) of the `charges` rows
+    (aliased ``target``) matching ``where``."""
+
+    def column(name: str) -> str:
+        if name in CHARGES_DAILY_SUMMED:
+            return f'sum("{name}") AS "{name}"'
+        return {
+            "ChargePeriodStart": 'date_trunc(\'day\', "ChargePeriodStart") AS "ChargePeriodStart"',
+            "ChargePeriodEnd": 'max("ChargePeriodEnd") AS "ChargePeriodEnd"',
+            "x_LineItems": 'count(*) AS "x_LineItems"',
+        }.get(name, f'"{name}"')
+
+    select = ", ".join(column(name) for name in CHARGES_DAILY_COLUMNS)
+    return f"SELECT {select} FROM charges AS target WHERE {where} GROUP BY ALL"
+
+
 PARTITION_COLUMNS = ("x_Source", "BillingAccountId", "BillingPeriodStart")
 MAX_RECORDED_PARTITIONS = 100
 """How many replaced partitions a batch lists in ingest_batches.partitions (then '… and N more')."""
@@ -330,6 +369,10 @@ MIGRATIONS: list[list[str]] = [
     [  # 4: gateway and model-API usage (issue 5): request details, both costs, token prices
         *(f'ALTER TABLE llm_requests ADD COLUMN IF NOT EXISTS "{c}" {t}' for c, t in LLM_REQUESTS_V4_COLUMNS.items()),
         _create_table("prices", PRICES_COLUMNS),
+    ],
+    [  # 5: the daily rollup of charges the bill analyses read (issue 12), filled from the loaded charges
+        _create_table("charges_daily", CHARGES_DAILY_COLUMNS),
+        f"INSERT INTO charges_daily BY NAME ({charges_daily_sql()})",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -730,6 +773,24 @@ class Warehouse:
         with self.writer():
             return SCHEMA_VERSION
 
+    def rebuild_charges_daily(self) -> int:
+        """Rebuild `charges_daily` from the whole of `charges`; return its rows.
+
+        Loads keep it current partition by partition; this is for rows written around them
+        (test fixtures that INSERT line items directly).
+        """
+        with self.writer() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("DELETE FROM charges_daily")
+                rows = con.execute(f"INSERT INTO charges_daily BY NAME ({charges_daily_sql()})").fetchone()[0]
+                con.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                raise
+        return rows
+
     @staticmethod
     def _mark_interrupted_batches(con: duckdb.DuckDBPyConnection) -> None:
         # We hold the only write lock, so a batch still 'running' belongs to a dead process.
@@ -847,10 +908,18 @@ class LoadBatch:
             ]
             if count > MAX_RECORDED_PARTITIONS:
                 partitions.append(f"… and {count - MAX_RECORDED_PARTITIONS:,} more")
+            rolled_up = table == "charges" and _has_table(con, "charges_daily")  # (from schema v5 on)
+            if rolled_up and also_delete_where:  # their partitions' rollup changes too
+                con.execute(
+                    f"INSERT INTO _partitions SELECT DISTINCT {keys} FROM charges WHERE ({also_delete_where})"
+                    f" EXCEPT SELECT {keys} FROM _partitions"
+                )
             replaced = con.execute(f"DELETE FROM {table} AS target USING _partitions AS p WHERE {match}").fetchone()[0]
             if also_delete_where:
                 replaced += con.execute(f"DELETE FROM {table} WHERE {also_delete_where}").fetchone()[0]
             loaded = con.execute(f"INSERT INTO {table} BY NAME ({rows_sql})").fetchone()[0]
+            if rolled_up:
+                self._roll_up_partitions(match)
             quarantined = 0
             if quarantine_sql:
                 quarantined = con.execute(
@@ -878,6 +947,12 @@ class LoadBatch:
         self.finished = True
         return LoadResult(self.batch_id, rows_read, loaded, quarantined, replaced, partitions)
 
+    def _roll_up_partitions(self, match: str) -> None:
+        """Rebuild the `charges_daily` rows of the partitions in ``_partitions`` from `charges`."""
+        self.con.execute(f"DELETE FROM charges_daily AS target USING _partitions AS p WHERE {match}")
+        in_partitions = f"EXISTS (SELECT 1 FROM _partitions AS p WHERE {match})"
+        self.con.execute(f"INSERT INTO charges_daily BY NAME ({charges_daily_sql(in_partitions)})")
+
     def period_totals(self) -> pl.DataFrame:
         """What this batch loaded into `charges`, per billing period: rows, BilledCost, EffectiveCost."""
         return self.con.execute(
@@ -904,6 +979,11 @@ class LoadBatch:
                 for key, value in state.items()
             ],
         )
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0]
+    return found > 0
 
 
 def _utcnow() -> datetime:

@@ -42,6 +42,7 @@ EXPORT_MANIFEST = "_finops_export.json"
 # connectors' own bookkeeping (source_state) and native duplicates (azure_export_lines) stay home.
 EXPORTED_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "charges": ("strftime(BillingPeriodStart, '%Y-%m') AS billing_month", ("x_Source", "billing_month")),
+    "charges_daily": ("strftime(BillingPeriodStart, '%Y-%m') AS billing_month", ("x_Source", "billing_month")),
     "llm_requests": ("strftime(period_start, '%Y-%m') AS month", ("month",)),
     "prices": ("", ()),
     "sku_prices": ("", ()),

@@ -42,7 +42,7 @@ def charge(
 
 
 def insert_charges(wh: Warehouse, rows: list[dict[str, Any]]) -> None:
-    """INSERT ``rows`` into ``charges`` (creating the schema). ``Tags`` is a dict or None."""
+    """INSERT ``rows`` into ``charges`` (creating the schema) and its rollup. ``Tags`` is a dict or None."""
     if not rows:
         with wh.writer():
             return
@@ -59,6 +59,7 @@ def insert_charges(wh: Warehouse, rows: list[dict[str, Any]]) -> None:
     values = [[value(row, name) for name in columns] for row in rows]
     with wh.writer() as con:
         con.executemany(f"INSERT INTO charges ({', '.join(columns)}) VALUES ({placeholders})", values)
+    wh.rebuild_charges_daily()  # what a load does for the partitions it writes
 
 
 BASE_CONFIG = """

@@ -1,0 +1,76 @@
+"""Which table a bill analysis sums: the daily rollup when it can, the line items when it must.
+
+`charges_daily` (see :data:`finops.warehouse.CHARGES_DAILY_COLUMNS`) is `charges` summed per
+day and per every column but a line's own identity (resource, source file and row, unit prices).
+Sums, classification and departments over it equal those over the line items, and it is a few
+thousand rows a day where the bill has millions of lines, so the bill analyses read it.
+
+Two rules for code that reads the table :func:`charges_table` returns:
+
+* count line items as ``x_LineItems.sum()``, never ``count()`` (a rollup row sums many lines);
+* ChargePeriodStart is the day on the rollup: group by its date, never by the hour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import ibis
+
+if TYPE_CHECKING:
+    from finops.config import ChargeMatch, Config
+
+ROLLUP = "charges_daily"
+RESOURCE_COLUMNS = ("ResourceId", "ResourceName")
+
+
+def charges_table(con, config: Config | None = None, *, reads: Iterable[str] = ()) -> ibis.Table:
+    """`charges_daily` if it has every column ``reads`` and ``config``'s rules name, else `charges`.
+
+    Parameters
+    ----------
+    con
+        An ibis backend on the warehouse (DuckDB, or Spark over an export).
+    config
+        finops.toml: a workload rule, shared-cost pool or allocation rule that matches on the
+        resource (or on a column the rollup leaves out) makes the analysis read the line items.
+    reads
+        Columns the analysis itself reads beyond the rollup's usual ones.
+
+    Returns
+    -------
+    ibis.Table
+        The rollup, or `charges` with ``x_LineItems`` = 1 per line, so callers count the same way.
+        A Spark export written before the rollup existed has none, and gets `charges`.
+    """
+    needed = set(reads) | config_reads(config)
+    if ROLLUP in con.list_tables():
+        daily = con.table(ROLLUP)
+        if needed <= set(daily.columns):
+            return daily
+    charges = con.table("charges")
+    return charges.mutate(x_LineItems=ibis.literal(1, type="int64"))
+
+
+def config_reads(config: Config | None) -> set[str]:
+    """The `charges` columns that ``config``'s workload rules, pools and allocation rules match on."""
+    if config is None:
+        return set()
+    read: set[str] = set()
+    if any(rule.resource is not None for rule in config.workload_rules):
+        read.update(RESOURCE_COLUMNS)
+    matches: list[ChargeMatch] = [pool.match for pool in config.shared_costs]
+    matches += [rule.match for rule in config.allocation_rules]
+    for match in matches:
+        if match.resource is not None:
+            read.update(RESOURCE_COLUMNS)
+        read.update(column for column, _ in match.columns)
+    return read
+
+
+def line_count(t: ibis.Table, where=None) -> ibis.expr.types.IntegerValue:
+    """How many bill line items ``t``'s rows stand for (rows of `charges`, ``x_LineItems`` of the rollup)."""
+    if "x_LineItems" in t.columns:
+        return t.x_LineItems.sum(where=where).coalesce(0).cast("int64")
+    return t.count(where=where)
