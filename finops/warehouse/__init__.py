@@ -919,7 +919,7 @@ class LoadBatch:
                 replaced += con.execute(f"DELETE FROM {table} WHERE {also_delete_where}").fetchone()[0]
             loaded = con.execute(f"INSERT INTO {table} BY NAME ({rows_sql})").fetchone()[0]
             if rolled_up:
-                self._roll_up_partitions(match)
+                self._roll_up_partitions(match, loaded, whole_partitions=not also_delete_where)
             quarantined = 0
             if quarantine_sql:
                 quarantined = con.execute(
@@ -947,11 +947,24 @@ class LoadBatch:
         self.finished = True
         return LoadResult(self.batch_id, rows_read, loaded, quarantined, replaced, partitions)
 
-    def _roll_up_partitions(self, match: str) -> None:
-        """Rebuild the `charges_daily` rows of the partitions in ``_partitions`` from `charges`."""
+    def _roll_up_partitions(self, match: str, loaded: int, *, whole_partitions: bool) -> None:
+        """Rebuild the `charges_daily` rows of the partitions in ``_partitions`` from `charges`.
+
+        When the load replaced whole partitions and tagged every row it wrote with its batch id,
+        those rows are the partitions: they are found by the batch id, whose row groups DuckDB
+        finds without reading the rest of the table (reloading a restated month of 767k lines into
+        a 20M-line warehouse: 10 s this way, 17 s scanning `charges` for the partitions).
+        """
         self.con.execute(f"DELETE FROM charges_daily AS target USING _partitions AS p WHERE {match}")
-        in_partitions = f"EXISTS (SELECT 1 FROM _partitions AS p WHERE {match})"
-        self.con.execute(f"INSERT INTO charges_daily BY NAME ({charges_daily_sql(in_partitions)})")
+        own = f"target.x_BatchId = {int(self.batch_id)}"
+        if (
+            whole_partitions
+            and self.con.execute(f"SELECT count(*) FROM charges AS target WHERE {own}").fetchone()[0] == loaded
+        ):
+            rows = own
+        else:  # e.g. Azure months rebuilt from lines of earlier batches
+            rows = f"EXISTS (SELECT 1 FROM _partitions AS p WHERE {match})"
+        self.con.execute(f"INSERT INTO charges_daily BY NAME ({charges_daily_sql(rows)})")
 
     def period_totals(self) -> pl.DataFrame:
         """What this batch loaded into `charges`, per billing period: rows, BilledCost, EffectiveCost."""
