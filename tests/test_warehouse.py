@@ -18,6 +18,7 @@ from finops import warehouse as warehouse_module
 from finops.exceptions import SchemaVersionError, WarehouseBusyError, WarehouseError
 from finops.warehouse import Warehouse, resolve_path
 from tests.focus_files import make_rows, write_csv
+from tests.rollup import rollup_differences
 
 
 def hold_read_only(path, seconds: float) -> subprocess.Popen:
@@ -143,15 +144,6 @@ def test_a_version_1_warehouse_gains_the_native_columns_and_state_tables(tmp_pat
         7, written.total("BilledCost"))
     assert rollup_differences(wh) == (0, 0)
     assert wh.query("SELECT max(version) FROM schema_version").item() == warehouse_module.SCHEMA_VERSION
-
-
-def rollup_differences(wh: Warehouse) -> tuple[int, int]:
-    """Rows of `charges_daily` not in a rollup of `charges` made now, and the other way round."""
-    fresh = warehouse_module.charges_daily_sql()
-    return (
-        wh.query(f"SELECT count(*) FROM (FROM charges_daily EXCEPT ALL ({fresh}))").item(),
-        wh.query(f"SELECT count(*) FROM (({fresh}) EXCEPT ALL FROM charges_daily)").item(),
-    )
 
 
 def test_the_daily_rollup_sums_every_line_and_follows_each_replaced_partition(tmp_path):

@@ -30,6 +30,7 @@ from finops.analyses.spend import workload_split
 from finops.exceptions import SourceError
 from finops.warehouse import Warehouse
 from tests.focus_files import make_rows
+from tests.rollup import rollup_differences
 from tests.focus_files import write_csv as write_focus_csv
 from tests.servers_azurite import ACCOUNT, ACCOUNT_KEY, azurite  # noqa: F401  (azurite is a session fixture)
 
@@ -329,6 +330,8 @@ def test_actual_and_amortized_match_per_line_and_reconcile_with_each_export(wh, 
     azure.ingest(other, str(exports / "ea-amortized"))
     azure.ingest(other, str(exports / "ea-actual"))
     assert per_line(other) == expected and totals(other) == (10, total(actual), total(amortized))
+    # Each month's rollup follows its rebuilt lines, whichever batch wrote the lines they came from.
+    assert rollup_differences(wh) == (0, 0) and rollup_differences(other) == (0, 0)
 
 
 def test_loose_files_are_told_apart_by_name_or_by_their_unused_commitment_lines(wh, tmp_path):
@@ -369,6 +372,7 @@ def test_newest_run_of_a_month_replaces_older_runs(wh, tmp_path):
     [load] = restated.loads
     assert [run.run_id[-1] for run in load.runs] == ["c"] and load.result.rows_replaced == 20
     assert totals(wh) == (21, total(later), total(later))
+    assert rollup_differences(wh) == (0, 0)
     assert wh.query("SELECT count(DISTINCT x_BatchId) FROM azure_export_lines").item() == 1  # old lines are gone
     for run_dir in export.glob("20260701-20260731/*c"):
         for f in run_dir.iterdir():
