@@ -30,8 +30,8 @@ from finops.analyses.spend import workload_split
 from finops.exceptions import SourceError
 from finops.warehouse import Warehouse
 from tests.focus_files import make_rows
-from tests.rollup import rollup_differences
 from tests.focus_files import write_csv as write_focus_csv
+from tests.rollup import rollup_differences
 from tests.servers_azurite import ACCOUNT, ACCOUNT_KEY, azurite  # noqa: F401  (azurite is a session fixture)
 
 ACCOUNT_ID = "8611537"
