@@ -13,7 +13,6 @@ Two rules for code that reads the table :func:`charges_table` returns:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import ibis
@@ -25,8 +24,8 @@ ROLLUP = "charges_daily"
 RESOURCE_COLUMNS = ("ResourceId", "ResourceName")
 
 
-def charges_table(con, config: Config | None = None, *, reads: Iterable[str] = ()) -> ibis.Table:
-    """`charges_daily` if it has every column ``reads`` and ``config``'s rules name, else `charges`.
+def charges_table(con, config: Config | None = None) -> ibis.Table:
+    """`charges_daily` if it has every column ``config``'s rules name, else `charges`.
 
     Parameters
     ----------
@@ -35,8 +34,6 @@ def charges_table(con, config: Config | None = None, *, reads: Iterable[str] = (
     config
         finops.toml: a workload rule, shared-cost pool or allocation rule that matches on the
         resource (or on a column the rollup leaves out) makes the analysis read the line items.
-    reads
-        Columns the analysis itself reads beyond the rollup's usual ones.
 
     Returns
     -------
@@ -44,10 +41,9 @@ def charges_table(con, config: Config | None = None, *, reads: Iterable[str] = (
         The rollup, or `charges` with ``x_LineItems`` = 1 per line, so callers count the same way.
         A Spark export written before the rollup existed has none, and gets `charges`.
     """
-    needed = set(reads) | config_reads(config)
     if ROLLUP in con.list_tables():
         daily = con.table(ROLLUP)
-        if needed <= set(daily.columns):
+        if config_reads(config) <= set(daily.columns):
             return daily
     charges = con.table("charges")
     return charges.mutate(x_LineItems=ibis.literal(1, type="int64"))

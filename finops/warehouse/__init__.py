@@ -730,10 +730,7 @@ class Warehouse:
 
     @staticmethod
     def _version(con: duckdb.DuckDBPyConnection) -> int:
-        has_table = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-        ).fetchone()[0]
-        if not has_table:
+        if not _has_table(con, "schema_version"):
             return 0
         return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
 
@@ -772,24 +769,6 @@ class Warehouse:
         """Bring the warehouse to this finops's schema version; return that version."""
         with self.writer():
             return SCHEMA_VERSION
-
-    def rebuild_charges_daily(self) -> int:
-        """Rebuild `charges_daily` from the whole of `charges`; return its rows.
-
-        Loads keep it current partition by partition; this is for rows written around them
-        (test fixtures that INSERT line items directly).
-        """
-        with self.writer() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute("DELETE FROM charges_daily")
-                rows = con.execute(f"INSERT INTO charges_daily BY NAME ({charges_daily_sql()})").fetchone()[0]
-                con.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
-                raise
-        return rows
 
     @staticmethod
     def _mark_interrupted_batches(con: duckdb.DuckDBPyConnection) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from finops.warehouse import Warehouse
+from finops.warehouse import Warehouse, charges_daily_sql
 
 
 def charge(
@@ -59,7 +59,9 @@ def insert_charges(wh: Warehouse, rows: list[dict[str, Any]]) -> None:
     values = [[value(row, name) for name in columns] for row in rows]
     with wh.writer() as con:
         con.executemany(f"INSERT INTO charges ({', '.join(columns)}) VALUES ({placeholders})", values)
-    wh.rebuild_charges_daily()  # what a load does for the partitions it writes
+        # What a load does for the partitions it writes.
+        con.execute("DELETE FROM charges_daily")
+        con.execute(f"INSERT INTO charges_daily BY NAME ({charges_daily_sql()})")
 
 
 BASE_CONFIG = """
