@@ -205,9 +205,10 @@ def read_pages(paths: Sequence[Path]) -> tuple[list[Page], list[Page]]:
 
 
 def _bucket_time(field: str) -> str:
-    """SQL: a bucket's Unix seconds as TIMESTAMP; NULL when absent, not whole, or past year 9999."""
+    """SQL: a bucket's Unix seconds as TIMESTAMP; NULL when absent, not whole, negative (before
+    1970: no usage API reports that) or past year 9999."""
     ts = f"CAST(try(to_timestamp(CAST({count_sql(f'bucket->>{field!r}')} AS DOUBLE))) AS TIMESTAMP)"
-    return f"CASE WHEN year({ts}) BETWEEN 1 AND 9999 THEN {ts} END"
+    return f"CASE WHEN year({ts}) BETWEEN 1970 AND 9999 THEN {ts} END"
 
 
 def _ids(*fields: str) -> str:

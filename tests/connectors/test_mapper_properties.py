@@ -343,6 +343,19 @@ def test_openai_cost_lines_are_loaded_or_quarantined(edits, bucket):
     )
 
 
+def test_an_openai_bucket_before_1970_is_quarantined_not_loaded(tmp_path):
+    pages = [json.loads(p.read_text()) for p in OPENAI_COSTS]
+    pages[0]["data"][0]["start_time"] = -1  # Unix seconds, but 1969-12-31: no usage API reports that
+    lines = len(pages[0]["data"][0]["results"])
+    costs = [Page(openai_usage.COSTS_PATH, n, json.dumps(page)) for n, page in enumerate(pages, 1)]
+    wh = Warehouse(tmp_path / "w.duckdb")
+    report = openai_usage.load_pages(wh, date(2026, 7, 1), date(2026, 7, 4), [], costs, uri="pages")
+    assert report.result.rows_quarantined == lines
+    reasons = wh.query("SELECT DISTINCT column_name, reason FROM quarantine").rows()
+    assert reasons == [("start_time", "bucket start_time is missing or not Unix seconds")]
+    assert wh.query("SELECT count(*) FROM llm_requests WHERE period_start < '2000-01-01'").item() == 0
+
+
 # -- Anthropic usage and cost report pages ----------------------------------------------------
 
 ANTHROPIC = Path(__file__).parent.parent / "data" / "anthropic"
