@@ -18,7 +18,7 @@ from finops import warehouse as warehouse_module
 from finops.exceptions import SchemaVersionError, WarehouseBusyError, WarehouseError
 from finops.warehouse import Warehouse, resolve_path
 from tests.focus_files import make_rows, write_csv
-from tests.rollup import rollup_differences
+from tests.rollup import request_rollup_differences, rollup_differences
 
 
 def hold_read_only(path, seconds: float) -> subprocess.Popen:
@@ -334,3 +334,67 @@ def test_readers_in_several_processes_spill_past_their_memory_limit_without_cras
     results = [(reader.communicate(timeout=300)[0].split()[-1:], reader.returncode) for reader in readers]
     assert results == [([str(expected)], 0)] * 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wh.duckdb"]  # each removed its own, and the stale one
+
+
+def _load_calls(wh: Warehouse, calls: list[tuple], **replace) -> None:
+    """Load model calls (request_id, start, end, task_id, input, output, cost) as a keyed trace load does."""
+    values = ", ".join(
+        f"('{r}', TIMESTAMP '{s}', TIMESTAMP '{e}', '{t}', {i}, {o}, {c}::DECIMAL(38,10))" for r, s, e, t, i, o, c in calls
+    )
+    with wh.load("otel", "mem://") as batch:
+        batch.stage("calls", f"SELECT 'otel' AS x_Source, 'openai' AS provider, 'gpt-test' AS model, 'priced' AS cost_source,"
+                             f" * FROM (VALUES {values}) AS v(request_id, period_start, period_end, task_id,"
+                             " input_tokens, output_tokens, cost)")
+        batch.replace_partitions("llm_requests", "SELECT * FROM calls", partition_by=("x_Source", "request_id"),
+                                 rows_read=len(calls), **replace)
+
+
+def test_the_request_rollup_sums_each_days_calls_and_follows_every_reload(tmp_path):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    calls = [
+        ("r1", "2026-07-01 09:00", "2026-07-01 09:00:02", "t1", 100, 10, "0.5"),
+        ("r2", "2026-07-01 09:05", "2026-07-01 09:05:03", "t1", 200, 20, "1.25"),
+        ("r3", "2026-07-01 23:59", "2026-07-02 00:00:01", "t1", 0, 0, "0.01"),  # no tokens: a row of its own
+        ("r4", "2026-07-02 10:00", "2026-07-02 10:00:01", "t1", 50, 5, "0.2"),
+        ("r5", "2026-07-02 11:00", "2026-07-02 11:00:01", "t2", 70, 7, "0.3"),
+    ]
+    _load_calls(wh, calls)
+    rows = wh.query("SELECT period_start::DATE::VARCHAR, task_id, x_HasTokens, x_Calls, input_tokens, output_tokens,"
+                    " cost, period_start, period_end FROM llm_requests_daily ORDER BY ALL").rows()
+    assert [r[:7] for r in rows] == [
+        ("2026-07-01", "t1", False, 1, 0, 0, Decimal("0.01")),
+        ("2026-07-01", "t1", True, 2, 300, 30, Decimal("1.75")),
+        ("2026-07-02", "t1", True, 1, 50, 5, Decimal("0.2")),
+        ("2026-07-02", "t2", True, 1, 70, 7, Decimal("0.3")),
+    ]
+    # A row's period_start is its first call, period_end its last call's end.
+    assert rows[1][7:] == (datetime(2026, 7, 1, 9), datetime(2026, 7, 1, 9, 5, 3))
+    assert rows[0][8] == datetime(2026, 7, 2, 0, 0, 1)
+    assert request_rollup_differences(wh) == (0, 0)
+
+    # r2 restated onto the 3rd: both its old and its new day are rebuilt, no other.
+    _load_calls(wh, [("r2", "2026-07-03 08:00", "2026-07-03 08:00:01", "t1", 200, 20, "1.5")])
+    assert request_rollup_differences(wh) == (0, 0)
+    by_day = dict(wh.query("SELECT period_start::DATE::VARCHAR, sum(cost) FROM llm_requests_daily GROUP BY 1").rows())
+    assert by_day == {"2026-07-01": Decimal("0.51"), "2026-07-02": Decimal("0.5"), "2026-07-03": Decimal("1.5")}
+
+    # Calls another load deletes by ``also_delete_where`` leave the rollup in the same transaction.
+    _load_calls(wh, [("r6", "2026-07-04 08:00", "2026-07-04 08:00:01", "t3", 1, 1, "0.1")],
+                also_delete_where="task_id = 't2'")
+    assert request_rollup_differences(wh) == (0, 0)
+    assert wh.query("SELECT sum(x_Calls)::BIGINT, sum(cost), count(*) FILTER (task_id = 't2') FROM llm_requests_daily"
+                    ).row(0) == (5, Decimal("2.31"), 0)
+
+
+def test_a_version_5_warehouse_gets_the_request_rollup_of_its_calls(tmp_path, monkeypatch):
+    wh = Warehouse(tmp_path / "w.duckdb")
+    monkeypatch.setattr(warehouse_module, "MIGRATIONS", warehouse_module.MIGRATIONS[:5])
+    monkeypatch.setattr(warehouse_module, "SCHEMA_VERSION", 5)
+    _load_calls(wh, [("r1", "2026-07-01 09:00", "2026-07-01 09:00:02", "t1", 100, 10, "0.5"),
+                     ("r2", "2026-07-01 10:00", "2026-07-01 10:00:02", "t1", 100, 10, "0.25")])
+    assert wh.query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'llm_requests_daily'").item() == 0
+    monkeypatch.undo()
+    wh.migrate()
+    assert wh.query("SELECT count(*), sum(x_Calls)::BIGINT, sum(cost) FROM llm_requests_daily").row(0) == (
+        1, 2, Decimal("0.75"))
+    assert request_rollup_differences(wh) == (0, 0)

@@ -47,7 +47,7 @@ from finops.analyses import cache
 from finops.analyses.classify import accelerator_instance, drop_rule_inputs, rule_inputs, search
 from finops.analyses.reconcile import GATEWAY_PROVIDER_SQL, billed_provider, gateway_provider
 from finops.analyses.spend import _check_basis, _lookup, decide_per_distinct, with_department
-from finops.analyses.tables import charges_table
+from finops.analyses.tables import call_count, charges_table, requests_table
 from finops.analyses.unit_economics import base_model, model_key
 from finops.analyses.usage import SOURCE_PRIORITY, keep_best
 from finops.config import UNALLOCATED, ChargeMatch, Config, CostBasis
@@ -192,7 +192,7 @@ def _charge_lines(con, config: Config, start: date, end: date, basis: CostBasis)
 
 def _request_lines(con, config: Config, start: date, end: date) -> ibis.Table:
     """The months' gateway/API call tokens by month, source, provider, model and department (every source)."""
-    requests = con.table("llm_requests")
+    requests = requests_table(con)
     low = ibis.timestamp(start.isoformat())
     high = ibis.timestamp(end.isoformat())
     t = with_request_department(
@@ -777,7 +777,7 @@ def gateway_usage(wh: Warehouse, config: Config, quarter: Quarter, *, department
     unpriced_requests.
     """
     with wh.ibis() as con:
-        requests = con.table("llm_requests")
+        requests = requests_table(con)
         low, high = ibis.timestamp(quarter.start.isoformat()), ibis.timestamp(quarter.end.isoformat())
         calls = requests.filter((requests.period_start >= low) & (requests.period_start < high))
         # Summed first per caller, source, provider, model and month (what the department and the
@@ -789,7 +789,7 @@ def gateway_usage(wh: Warehouse, config: Config, quarter: Quarter, *, department
             input_tokens=calls.input_tokens.sum(),
             output_tokens=calls.output_tokens.sum(),
             cost=calls.cost.sum(),
-            unpriced_requests=calls.count(where=calls.cost.isnull()),
+            unpriced_requests=call_count(calls, where=calls.cost.isnull()),
         )
         t = one_source_per_provider(with_request_department(rolled, config), time="_month")
         if department is not None:

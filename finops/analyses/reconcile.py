@@ -38,7 +38,7 @@ import ibis.expr.types as ir
 import polars as pl
 
 from finops.analyses import cache
-from finops.analyses.tables import charges_table
+from finops.analyses.tables import call_count, charges_table, requests_table
 from finops.analyses.unit_economics import minus, provider_key
 from finops.exceptions import AnalysisError
 from finops.warehouse import Warehouse
@@ -142,7 +142,7 @@ def gateway_vs_bill_expr(
         r = r.filter(r.x_Source == source)
     gateway = r.group_by(
         provider=gateway_provider(r.provider), month=r.period_start.truncate("M").date(), source=r.x_Source
-    ).aggregate(gateway_cost=r.cost.sum().cast(MONEY), unpriced_requests=r.count(where=r.cost.isnull()))
+    ).aggregate(gateway_cost=r.cost.sum().cast(MONEY), unpriced_requests=call_count(r, where=r.cost.isnull()))
     c = _between(charges, "ChargePeriodStart", start, end)
     c = c.mutate(_provider=billed_provider(c), _month=c.ChargePeriodStart.truncate("M").date())
     c = c.filter(c._provider.notnull())
@@ -220,7 +220,7 @@ def gateway_vs_bill(wh: Warehouse, start: date, end: date, *, source: str | None
     └───────────────┴────────────┴─────────┴──────────────┴───┴─────────────┴────────────┴────────────────┘
     """
     with wh.ibis() as con:
-        expr = gateway_vs_bill_expr(con.table("llm_requests"), charges_table(con), start, end, source=source)
+        expr = gateway_vs_bill_expr(requests_table(con), charges_table(con), start, end, source=source)
         return expr.to_polars()
 
 

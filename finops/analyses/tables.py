@@ -1,4 +1,4 @@
-"""Which table a bill analysis sums: the daily rollup when it can, the line items when it must.
+"""Which table an analysis sums: the daily rollups when it can, the line items or calls when it must.
 
 `charges_daily` (see :data:`finops.warehouse.CHARGES_DAILY_COLUMNS`) is `charges` summed per
 day and per every column but a line's own identity (resource, source file and row, unit prices).
@@ -9,6 +9,12 @@ Two rules for code that reads the table :func:`charges_table` returns:
 
 * count line items as ``x_LineItems.sum()``, never ``count()`` (a rollup row sums many lines);
 * ChargePeriodStart is the day on the rollup: group by its date, never by the hour.
+
+`llm_requests_daily` (:data:`finops.warehouse.LLM_REQUESTS_DAILY_COLUMNS`) is the same for the
+gateway and model-API calls: `llm_requests` summed per day and per every column but a call's own
+ids, so tasks, agents, callers and models keep their own rows. :func:`requests_table` returns it;
+count calls as ``x_Calls.sum()`` (:func:`call_count`), and read ``period_start`` as a day (it is
+the day's first call), never an hour.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ if TYPE_CHECKING:
     from finops.config import ChargeMatch, Config
 
 ROLLUP = "charges_daily"
+REQUESTS_ROLLUP = "llm_requests_daily"
 RESOURCE_COLUMNS = ("ResourceId", "ResourceName")
 
 
@@ -69,4 +76,23 @@ def line_count(t: ibis.Table, where=None) -> ibis.expr.types.IntegerValue:
     """How many bill line items ``t``'s rows stand for (rows of `charges`, ``x_LineItems`` of the rollup)."""
     if "x_LineItems" in t.columns:
         return t.x_LineItems.sum(where=where).coalesce(0).cast("int64")
+    return t.count(where=where)
+
+
+def requests_table(con) -> ibis.Table:
+    """`llm_requests_daily`, or `llm_requests` with ``x_Calls`` = 1 and ``x_HasTokens`` per call
+    where there is no rollup (a Spark export from before it existed)."""
+    if REQUESTS_ROLLUP in con.list_tables():
+        return con.table(REQUESTS_ROLLUP)
+    calls = con.table("llm_requests")
+    tokens = sum(
+        calls[c].fill_null(0) for c in ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
+    )
+    return calls.mutate(x_Calls=ibis.literal(1, type="int64"), x_HasTokens=tokens > 0)
+
+
+def call_count(t: ibis.Table, where=None) -> ibis.expr.types.IntegerValue:
+    """How many model calls ``t``'s rows stand for (rows of `llm_requests`, ``x_Calls`` of the rollup)."""
+    if "x_Calls" in t.columns:
+        return t.x_Calls.sum(where=where).coalesce(0).cast("int64")
     return t.count(where=where)

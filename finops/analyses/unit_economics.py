@@ -25,11 +25,15 @@ the order, or keeps a single source.
 Money and ratios
 ----------------
 ``cost`` sums stay exact (DECIMAL). Unit costs are exact decimal divisions of those sums
-(DECIMAL(38, 10), rounded half up). The split of a request's cost into its input and its
-output part is an *estimate*: in proportion to the list prices of its model in `prices`
-(``input_tokens`` × input price + cached × cached price + cache writes × write price, against
-``output_tokens`` × output price), a float ratio rounded to 10 decimals; the two parts always
-add up to the request's cost exactly. A model without a price in `prices` has no split
+(DECIMAL(38, 10), rounded half up). The split of a cost into its input and its output part
+is an *estimate*: in proportion to the list prices of its model in `prices` (``input_tokens``
+× input price + cached × cached price + cache writes × write price, against ``output_tokens``
+× output price), a float ratio rounded to 10 decimals; the two parts always add up to the cost
+exactly. It is made per row of the daily rollup `llm_requests_daily`: one day's calls of one
+model by one caller and task at one tier, from their summed tokens (per call where there is no
+rollup). Where a source's own prices differ from the list by token kind, this differs from a
+per-call split by a fraction of a percent (0.3% at most on the sample company); total cost and
+cost per 1M tokens do not depend on it. A model without a price in `prices` has no split
 (NULL), never a guess. Requests without a cost (unpriced models) are counted in
 ``unpriced_requests`` and left out of every unit cost, so a unit cost is never diluted by
 tokens nobody priced.
@@ -48,6 +52,7 @@ import ibis.expr.types as ir
 import polars as pl
 
 from finops.analyses import cache
+from finops.analyses.tables import call_count, requests_table
 from finops.analyses.usage import SOURCE_PRIORITY, keep_best, task_costs
 from finops.exceptions import AnalysisError
 
@@ -214,7 +219,8 @@ def resolved_prices(wanted: ibis.Table, prices: ibis.Table) -> ibis.Table:
 
 
 def requests_with_prices(con: ibis.BaseBackend, start: date, end: date) -> ibis.Table:
-    """`llm_requests` rows starting in [start, end) with the list-price split of their cost.
+    """`llm_requests_daily` rows (see :func:`finops.analyses.tables.requests_table`) starting in
+    [start, end) with the list-price split of their cost.
 
     Adds ``provider_key`` (one name per provider), ``month``, ``input_cost`` and
     ``output_cost`` (DECIMAL; the cost split in proportion to the model's list prices, NULL
@@ -225,7 +231,7 @@ def requests_with_prices(con: ibis.BaseBackend, start: date, end: date) -> ibis.
     without a price). Prices are matched as :mod:`connectors.pricing` matches them (exact model,
     else its base model; own provider first; valid on the request's day).
     """
-    return requests_with_prices_expr(con.table("llm_requests"), con.table("prices"), start, end)
+    return requests_with_prices_expr(requests_table(con), con.table("prices"), start, end)
 
 
 def requests_with_prices_expr(requests: ibis.Table, prices: ibis.Table, start: date, end: date) -> ibis.Table:
@@ -354,7 +360,7 @@ def token_unit_costs_expr(requests: ibis.Table, by: tuple[str, ...], grain: Time
         _priced_output_tokens=requests.output_tokens.fill_null(0).sum(where=with_tokens),
         _input_cost=requests.input_cost.sum(where=with_tokens),
         _output_cost=requests.output_cost.sum(where=with_tokens),
-        _split_missing=requests.count(where=with_tokens & requests.input_cost.isnull()),
+        _split_missing=call_count(requests, where=with_tokens & requests.input_cost.isnull()),
     )
     return out.order_by(keys) if keys else out
 
@@ -606,7 +612,9 @@ def self_hosted_unit_costs(
             instance_hours=charges.instance_hours.sum(),
             _charge_days=charges.ChargePeriodStart.date().nunique(),
         )
-        requests = choose_sources(requests_with_prices(con, start, end), source)
+        # The calls themselves, not the daily rollup: busy hours need each call's hour.
+        calls = requests_with_prices_expr(con.table("llm_requests"), con.table("prices"), start, end)
+        requests = choose_sources(calls, source)
         wanted = ibis.or_(*(
             (requests.model.lower() == m.model.lower())
             & (ibis.literal(True) if m.provider is None else requests.provider.lower() == m.provider.lower())

@@ -21,6 +21,8 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import polars as pl
 
+from finops.analyses import cache
+from finops.analyses.tables import call_count, requests_table
 from finops.exceptions import AnalysisError
 
 if TYPE_CHECKING:
@@ -65,12 +67,12 @@ def keep_best(t: ibis.Table, groups: Sequence[str], rank: str, tie: str | None =
 def _totals(t: ibis.Table) -> dict[str, ir.Value]:
     """The shared aggregates: calls, tokens, cost, the cost source mix, first and last call."""
     return {
-        "model_calls": t.count(),
+        "model_calls": call_count(t),
         **{c: t[c].fill_null(0).cast(_COUNT).sum().cast(_COUNT) for c in _TOKENS},
         "cost": t.cost.sum().cast(MONEY),
-        "reported_calls": t.count(where=t.cost_source == "reported"),
-        "priced_calls": t.count(where=t.cost_source == "priced"),
-        "unpriced_calls": t.count(where=t.cost.isnull()),
+        "reported_calls": call_count(t, where=t.cost_source == "reported"),
+        "priced_calls": call_count(t, where=t.cost_source == "priced"),
+        "unpriced_calls": call_count(t, where=t.cost.isnull()),
         "first_call_at": t.period_start.min(),
         "last_call_at": t.period_end.fill_null(t.period_start).max(),
     }
@@ -122,6 +124,7 @@ def _bounds(start: date, end: date) -> list[datetime]:
     return [datetime.combine(start, time()), datetime.combine(end, time())]
 
 
+@cache.per_warehouse_state  # the review reads it twice: agent task unit costs and runaway tasks
 def task_costs(wh: Warehouse, start: date, end: date, *, source: str | None = None) -> pl.DataFrame:
     """One row per task with a model call starting in [start, end): its cost and volume, costliest first.
 
@@ -136,7 +139,7 @@ def task_costs(wh: Warehouse, start: date, end: date, *, source: str | None = No
     │ 7d1e…            ┆ 40          ┆ 0.36     │
     """
     with wh.ibis() as con:
-        return task_costs_expr(con.table("llm_requests"), start, end, source=source).to_polars()
+        return task_costs_expr(requests_table(con), start, end, source=source).to_polars()
 
 
 def agent_costs(wh: Warehouse, start: date, end: date, *, source: str | None = None) -> pl.DataFrame:
@@ -146,4 +149,4 @@ def agent_costs(wh: Warehouse, start: date, end: date, *, source: str | None = N
     ``max_task_cost`` (its costliest task) instead of task_id, costliest agent first.
     """
     with wh.ibis() as con:
-        return agent_costs_expr(con.table("llm_requests"), start, end, source=source).to_polars()
+        return agent_costs_expr(requests_table(con), start, end, source=source).to_polars()

@@ -43,6 +43,7 @@ import polars as pl
 
 from finops.analyses import cache
 from finops.analyses.classify import classify, is_ai, rules_for
+from finops.analyses.tables import charges_table
 from finops.analyses.unit_economics import (
     check_period,
     choose_sources,
@@ -505,12 +506,12 @@ def gpu_spend(
     jobs. EffectiveCost, charges starting in [start, end).
     """
     with wh.ibis() as con:
-        charges = con.table("charges")
         if workload == "inference" and config is not None and config.self_hosted:
-            t = self_hosted_charges_expr(charges, config, start, end)
+            # Endpoints are found by their resource: the line items, not the daily rollup.
+            t = self_hosted_charges_expr(con.table("charges"), config, start, end)
             what = "the GPU charges of the [[self_hosted]] models' endpoints"
         else:
-            t = classify(_charges_between(charges, start, end), rules_for(config))
+            t = classify(_charges_between(charges_table(con, config), start, end), rules_for(config))
             t = t.filter(is_ai(t) & time_billed_hours(t).notnull() & ~_is_token_meter(t))
             if workload is not None:
                 t = t.filter(t.workload == workload)
@@ -591,7 +592,7 @@ def commitment_inputs(wh: Warehouse, start: date, end: date) -> tuple[Decimal, D
     period's committed usage (PricingCategory 'Committed'), None when there is none).
     """
     with wh.ibis() as con:
-        t = _charges_between(con.table("charges"), start, end)
+        t = _charges_between(charges_table(con), start, end)
         t = t.filter((t.ChargeCategory == "Usage") & time_billed_hours(t).notnull())
         on_demand = (t.PricingCategory == "Standard") | (t.PricingCategory.isnull() & (t.x_PricingModel == "OnDemand"))
         committed = (t.PricingCategory == "Committed") & (t.ListCost > 0)

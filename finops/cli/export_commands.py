@@ -31,8 +31,9 @@ def export() -> None:
 def export_parquet(out_dir: Path, tables: tuple[str, ...], warehouse_path: Path | None) -> None:
     """Write the warehouse's tables to OUT_DIR as a Hive-partitioned Parquet dataset.
 
-    charges is partitioned by x_Source and billing month (x_Source=aws-cur/billing_month=2026-07/),
-    llm_requests by month (month=2026-07/); the small tables are one file each. Money stays
+    charges and its daily rollup charges_daily are partitioned by x_Source and billing month
+    (x_Source=aws-cur/billing_month=2026-07/), llm_requests and llm_requests_daily by month
+    (month=2026-07/); the small tables are one file each. Money stays
     DECIMAL. The new export replaces the old one only when complete. This is what
     engine = "spark" reads (spark_data in finops.toml).
 

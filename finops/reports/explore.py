@@ -46,7 +46,7 @@ from finops.analyses.chargeback import chargeback, with_request_department
 from finops.analyses.classify import AI_WORKLOADS, WORKLOADS, classify, classify_requests, rules_for
 from finops.analyses.reconcile import MONEY, gateway_provider
 from finops.analyses.spend import _charged_between, _check_range, _timestamp, _with_cost, with_department
-from finops.analyses.tables import charges_table
+from finops.analyses.tables import call_count, charges_table, requests_table
 from finops.analyses.usage import SOURCE_PRIORITY
 from finops.config import UNALLOCATED, Config, CostBasis
 from finops.exceptions import AnalysisError
@@ -152,7 +152,7 @@ def gateway_cube(wh: Warehouse, config: Config, start: date, end: date) -> pl.Da
     """
     _check_range(start, end)
     with wh.ibis() as con:
-        return gateway_cube_expr(con.table("llm_requests"), config, start, end).to_polars()
+        return gateway_cube_expr(requests_table(con), config, start, end).to_polars()
 
 
 def _one_source_per_family(requests: ibis.Table) -> ibis.Table:
@@ -184,7 +184,7 @@ def gateway_cube_expr(requests: ibis.Table, config: Config, start: date, end: da
         input_tokens=t.input_tokens.sum().cast("int64"),
         output_tokens=t.output_tokens.sum().cast("int64"),
         cost=t.cost.sum().cast(MONEY),
-        unpriced_requests=t.count(where=t.cost.isnull()),
+        unpriced_requests=call_count(t, where=t.cost.isnull()),
     )
     keys = ("date", "department", "provider", "model", "family", "workload")
     return out.order_by(*(ibis.asc(out[k], nulls_first=False) for k in keys))
@@ -199,7 +199,7 @@ def data_range(wh: Warehouse) -> tuple[date, date]:
         The warehouse holds neither: there is nothing to explore.
     """
     with wh.ibis() as con:
-        charges, requests = con.table("charges"), con.table("llm_requests")
+        charges, requests = charges_table(con), requests_table(con)
         days = charges.select(day=charges.ChargePeriodStart.date()).union(
             requests.select(day=requests.period_start.date()), distinct=False
         )

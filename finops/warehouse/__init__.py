@@ -280,6 +280,51 @@ def charges_daily_sql(where: str = "TRUE") -> str:
     return f"SELECT {select} FROM charges AS target WHERE {where} GROUP BY ALL"
 
 
+# `llm_requests_daily` (schema v6): `llm_requests` summed per day (period_start's UTC day) and
+# per every other column except a call's own identity (request, span, source key). The usage
+# analyses read it: 50 million calls a year are a few million caller × task × model × day rows.
+# A row's period_start is its first call, period_end its last call's end (else start), so task
+# durations and period filters stay exact; ``x_HasTokens`` keeps calls with and without tokens
+# apart (unit costs count only the first), ``x_Calls`` counts the calls a row sums.
+LLM_REQUESTS_DAILY_SUMMED = (
+    "requests", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens",
+    "cost", "reported_cost", "priced_cost",
+)  # fmt: skip
+LLM_REQUESTS_DAILY_LEFT_OUT = ("request_id", "span_id", "parent_span_id", "x_SourceKey")
+LLM_REQUESTS_DAILY_COLUMNS: dict[str, str] = {
+    **{c: t for c, t in LLM_REQUESTS_COLUMNS.items() if c not in LLM_REQUESTS_DAILY_LEFT_OUT},
+    "x_HasTokens": "BOOLEAN",
+    "x_Calls": "BIGINT",
+}
+"""Every column of `llm_requests_daily`: those of `llm_requests` but the left-out ones, ``x_HasTokens`` and ``x_Calls``."""
+_HAS_TOKENS = (
+    "(coalesce(input_tokens, 0) + coalesce(cached_input_tokens, 0) + coalesce(cache_write_tokens, 0)"
+    " + coalesce(output_tokens, 0) > 0)"
+)
+
+
+def llm_requests_daily_sql(where: str = "TRUE") -> str:
+    """SQL selecting the `llm_requests_daily` rows (columns in table order) of the `llm_requests`
+    rows (aliased ``target``) matching ``where``."""
+    special = {
+        "period_start": 'min("period_start") AS "period_start"',
+        "period_end": 'max(coalesce("period_end", "period_start")) AS "period_end"',
+        "requests": 'sum(coalesce("requests", 1)) AS "requests"',
+        "x_HasTokens": f'{_HAS_TOKENS} AS "x_HasTokens"',
+        "x_Calls": 'count(*) AS "x_Calls"',
+    }
+    keys = [f'"{c}"' for c in LLM_REQUESTS_DAILY_COLUMNS if c not in special and c not in LLM_REQUESTS_DAILY_SUMMED]
+
+    def column(name: str) -> str:
+        if name in special:
+            return special[name]
+        return f'sum("{name}") AS "{name}"' if name in LLM_REQUESTS_DAILY_SUMMED else f'"{name}"'
+
+    select = ", ".join(column(name) for name in LLM_REQUESTS_DAILY_COLUMNS)
+    group = ", ".join(["date_trunc('day', \"period_start\")", *keys, _HAS_TOKENS])
+    return f"SELECT {select} FROM llm_requests AS target WHERE {where} GROUP BY {group}"
+
+
 PARTITION_COLUMNS = ("x_Source", "BillingAccountId", "BillingPeriodStart")
 MAX_RECORDED_PARTITIONS = 100
 """How many replaced partitions a batch lists in ingest_batches.partitions (then '… and N more')."""
@@ -373,6 +418,10 @@ MIGRATIONS: list[list[str]] = [
     [  # 5: the daily rollup of charges the bill analyses read (issue 12), filled from the loaded charges
         _create_table("charges_daily", CHARGES_DAILY_COLUMNS),
         f"INSERT INTO charges_daily BY NAME ({charges_daily_sql()})",
+    ],
+    [  # 6: the daily rollup of llm_requests the usage analyses read (issue 12), filled from the loaded calls
+        _create_table("llm_requests_daily", LLM_REQUESTS_DAILY_COLUMNS),
+        f"INSERT INTO llm_requests_daily BY NAME ({llm_requests_daily_sql()})",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -893,12 +942,17 @@ class LoadBatch:
                     f"INSERT INTO _partitions SELECT DISTINCT {keys} FROM charges WHERE ({also_delete_where})"
                     f" EXCEPT SELECT {keys} FROM _partitions"
                 )
+            days_rolled_up = table == "llm_requests" and _has_table(con, "llm_requests_daily")  # (schema v6 on)
+            if days_rolled_up:
+                self._note_request_days(rows_sql, match, also_delete_where)
             replaced = con.execute(f"DELETE FROM {table} AS target USING _partitions AS p WHERE {match}").fetchone()[0]
             if also_delete_where:
                 replaced += con.execute(f"DELETE FROM {table} WHERE {also_delete_where}").fetchone()[0]
             loaded = con.execute(f"INSERT INTO {table} BY NAME ({rows_sql})").fetchone()[0]
             if rolled_up:
                 self._roll_up_partitions(match, loaded, whole_partitions=not also_delete_where)
+            if days_rolled_up:
+                self._roll_up_request_days()
             quarantined = 0
             if quarantine_sql:
                 quarantined = con.execute(
@@ -944,6 +998,36 @@ class LoadBatch:
         else:  # e.g. Azure months rebuilt from lines of earlier batches
             rows = f"EXISTS (SELECT 1 FROM _partitions AS p WHERE {match})"
         self.con.execute(f"INSERT INTO charges_daily BY NAME ({charges_daily_sql(rows)})")
+
+    def _note_request_days(self, rows_sql: str, match: str, also_delete_where: str | None) -> None:
+        """Keep in ``_request_days`` the (x_Source, day) of every `llm_requests` row this load
+        deletes or writes: the `llm_requests_daily` rows to rebuild. Called before the delete."""
+        day = "date_trunc('day', period_start)"
+        deleted = f"EXISTS (SELECT 1 FROM _partitions AS p WHERE {match})"
+        if also_delete_where:
+            deleted = f"({deleted}) OR ({also_delete_where})"
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _request_days AS SELECT DISTINCT x_Source, {day} AS day"
+            f" FROM llm_requests AS target WHERE {deleted}"
+            f" UNION SELECT DISTINCT x_Source, {day} AS day FROM ({rows_sql})"
+        )
+
+    def _roll_up_request_days(self) -> None:
+        """Rebuild the `llm_requests_daily` rows of the days in ``_request_days`` from `llm_requests`."""
+        con = self.con
+        same_day = (
+            "target.x_Source IS NOT DISTINCT FROM d.x_Source"
+            " AND date_trunc('day', target.period_start) IS NOT DISTINCT FROM d.day"
+        )
+        con.execute(f"DELETE FROM llm_requests_daily AS target USING _request_days AS d WHERE {same_day}")
+        rows = f"EXISTS (SELECT 1 FROM _request_days AS d WHERE {same_day})"
+        first, last, undated = con.execute("SELECT min(day), max(day), count(*) - count(day) FROM _request_days").fetchone()
+        if first is not None and not undated:  # a literal range lets DuckDB skip the other days' row groups
+            rows = (
+                f"target.period_start >= TIMESTAMP '{first}'"
+                f" AND target.period_start < TIMESTAMP '{last}' + INTERVAL 1 DAY AND {rows}"
+            )
+        con.execute(f"INSERT INTO llm_requests_daily BY NAME ({llm_requests_daily_sql(rows)})")
 
     def period_totals(self) -> pl.DataFrame:
         """What this batch loaded into `charges`, per billing period: rows, BilledCost, EffectiveCost."""

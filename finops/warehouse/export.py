@@ -44,6 +44,7 @@ EXPORTED_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "charges": ("strftime(BillingPeriodStart, '%Y-%m') AS billing_month", ("x_Source", "billing_month")),
     "charges_daily": ("strftime(BillingPeriodStart, '%Y-%m') AS billing_month", ("x_Source", "billing_month")),
     "llm_requests": ("strftime(period_start, '%Y-%m') AS month", ("month",)),
+    "llm_requests_daily": ("strftime(period_start, '%Y-%m') AS month", ("month",)),
     "prices": ("", ()),
     "sku_prices": ("", ()),
     "billing_projects": ("", ()),

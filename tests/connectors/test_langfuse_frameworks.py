@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from connectors import langfuse
 from finops.warehouse import Warehouse
 from tests.connectors.priced import priced_warehouse
+from tests.rollup import request_rollup_differences
 
 FRAMEWORKS = Path(__file__).parent.parent / "data" / "langfuse" / "frameworks"
 MARKER = "SECRET-PROMPT-MARKER-7f3a"
@@ -337,6 +338,7 @@ def test_rows_of_the_old_bare_id_version_are_replaced(wh: Warehouse) -> None:
     assert report.result.rows_replaced == n
     assert wh.query("SELECT count(*) FROM llm_requests").item() == n == expected([path.name])["calls"]
     assert wh.query("SELECT count(*) FROM llm_requests WHERE request_id = task_id || ':' || span_id").item() == n
+    assert request_rollup_differences(wh) == (0, 0)
 
 
 def test_an_earlier_loads_agent_is_kept_by_the_new_key(wh: Warehouse, tmp_path: Path) -> None:

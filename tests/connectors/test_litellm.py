@@ -16,6 +16,7 @@ import pytest
 from finops.demo.gateway import CREATE_TABLE_SQL
 from finops.exceptions import SourceError
 from finops.warehouse import Warehouse
+from tests.rollup import request_rollup_differences
 from tests.servers_postgres import postgres  # noqa: F401  (a pytest fixture)
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed (the project needs psycopg[binary])")
@@ -192,6 +193,7 @@ def test_incremental_runs_and_late_rows(spend_db, tmp_path):
     full = litellm.ingest(wh, spend_db, since=datetime(2026, 6, 30))
     assert full.result.rows_read == 46 and full.new_requests == 0
     assert loaded(wh) == expected(first + new + late)
+    assert request_rollup_differences(wh) == (0, 0)
 
 
 def test_interrupted_run_then_rerun_has_no_duplicates(spend_db, tmp_path):
@@ -217,6 +219,7 @@ def test_interrupted_run_then_rerun_has_no_duplicates(spend_db, tmp_path):
     rerun = litellm.ingest(wh, spend_db, page_size=4)
     assert rerun.new_requests == 20
     assert loaded(wh) == expected(rows)
+    assert request_rollup_differences(wh) == (0, 0)
 
 
 def test_bad_rows_quarantined_with_ids_not_content(spend_db, tmp_path):

@@ -25,6 +25,7 @@ from connectors import anthropic_usage, openai_usage
 from connectors.pricing import load_prices
 from finops.exceptions import SourceError
 from finops.warehouse import Warehouse
+from tests.rollup import request_rollup_differences
 from tests.servers_recorded import Raw, RecordedServer, Route
 
 DATA = Path(__file__).parent.parent / "data"
@@ -288,6 +289,7 @@ def test_openai_reload_and_overlapping_windows_never_duplicate(priced_wh, admin_
     ).item()
     assert duplicates == 0
     assert once[0] == first.result.rows_loaded
+    assert request_rollup_differences(wh) == (0, 0)
 
 
 def test_malformed_json_names_the_page_and_keeps_what_was_loaded(priced_wh, admin_key):

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from connectors import otel
 from finops.warehouse import Warehouse
 from tests.connectors.priced import priced_warehouse
+from tests.rollup import request_rollup_differences
 
 DATA = Path(__file__).parent.parent / "data" / "otel" / "instrumentations"
 MARKER = "SECRET-PROMPT-MARKER-7f3a"
@@ -315,6 +316,7 @@ def test_all_fixtures_together_loading_twice_changes_nothing(wh: Warehouse) -> N
         "SELECT request_id, agent_id, task_id, input_tokens, output_tokens, cost FROM llm_requests ORDER BY 1"
     )
     assert after.equals(before)
+    assert request_rollup_differences(wh) == (0, 0)
 
 
 def test_no_content_reaches_the_warehouse(wh: Warehouse, tmp_path: Path) -> None:

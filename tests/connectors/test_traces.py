@@ -24,6 +24,7 @@ from finops.cli import cli
 from finops.exceptions import SourceError
 from finops.warehouse import Warehouse
 from tests.connectors.priced import priced_warehouse
+from tests.rollup import request_rollup_differences
 
 DATA = Path(__file__).parent.parent / "data"
 OTEL_FILE = DATA / "otel" / "agents.jsonl"
@@ -153,6 +154,7 @@ def test_reloading_and_overlapping_exports_never_duplicate(wh: Warehouse, tmp_pa
     assert rows["a1b2c3d4e5f60001"]["agent_id"] == "agent_researcher"
     assert rows["a1b2c3d4e5f60009"]["task_id"] == TRACE_A
     assert task_costs(wh, NOV, DEC, source="otel").filter(task_id=TRACE_A).item(0, "cost") == 2 * CHAT1 + CHAT2 + CHAT3
+    assert request_rollup_differences(wh) == (0, 0)
 
 
 def test_malformed_line_names_file_and_line_and_writes_nothing(wh: Warehouse, tmp_path: Path) -> None:

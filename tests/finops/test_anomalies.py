@@ -18,7 +18,7 @@ from finops.config import Config, Department, load_config
 from finops.demo.gateway import OUTPUT_FOLDER
 from finops.exceptions import AnalysisError
 from finops.warehouse import Warehouse
-from tests.finops.warehouse_rows import charge, insert_charges
+from tests.finops.warehouse_rows import charge, insert_charges, roll_up_requests
 
 START = date(2026, 1, 5)  # a Monday
 CONFIG = Config(
@@ -165,6 +165,7 @@ def _insert_tasks(wh: Warehouse, tasks: dict[tuple[str, str], int]) -> None:
             " input_tokens, output_tokens, cost, cost_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        roll_up_requests(con)
 
 
 def test_an_agents_runaway_task_is_flagged_against_its_own_agents_norm(wh):

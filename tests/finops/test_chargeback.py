@@ -24,7 +24,7 @@ from finops.config import UNALLOCATED, load_config, parse_config
 from finops.exceptions import ConfigError
 from finops.periods import Quarter
 from finops.warehouse import Warehouse
-from tests.finops.warehouse_rows import BASE_CONFIG, charge, insert_charges
+from tests.finops.warehouse_rows import BASE_CONFIG, charge, insert_charges, roll_up_requests
 
 CENT = Decimal("0.01")
 Q3 = Quarter.parse("2026Q3")
@@ -41,6 +41,7 @@ def insert_requests(wh: Warehouse, rows: list[dict]) -> None:
             f"INSERT INTO llm_requests ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
             [[row.get(c) for c in columns] for row in rows],
         )
+        roll_up_requests(con)
 
 
 def request(team: str, tokens: int, *, day: str = "2026-07-10", provider: str = "bedrock",

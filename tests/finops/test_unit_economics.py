@@ -18,7 +18,7 @@ from finops.analyses.unit_economics import agent_task_unit_costs, self_hosted_un
 from finops.config import load_config, parse_config
 from finops.exceptions import AnalysisError
 from finops.warehouse import LLM_REQUESTS_COLUMNS, PRICES_COLUMNS, Warehouse
-from tests.finops.warehouse_rows import charge, insert_charges
+from tests.finops.warehouse_rows import charge, insert_charges, roll_up_requests
 
 JULY, AUGUST, Q3_END = date(2026, 7, 1), date(2026, 8, 1), date(2026, 10, 1)
 PER_M = Decimal("0.000001")
@@ -32,6 +32,7 @@ def insert(wh: Warehouse, table: str, rows: list[dict[str, Any]]) -> None:
         con.executemany(
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})", [[r.get(c) for c in columns] for r in rows]
         )
+        roll_up_requests(con)
 
 
 def request(**row: Any) -> dict[str, Any]:
@@ -231,3 +232,29 @@ def test_unit_costs_command(sample_build) -> None:
     assert {r["source"] for r in json.loads(result.output)} == {"litellm", "otel"}
     result = CliRunner().invoke(cli, ["unit-costs", "--quarter", "2026Q3", "--start", "2026-08-01", *common])
     assert result.exit_code != 0
+
+
+def test_the_input_output_split_is_made_per_day_of_a_task_from_its_summed_tokens(wh: Warehouse) -> None:
+    # gpt-test lists $1 per 1M input and $3 per 1M output. Call A's source charged twice the list
+    # for its input ($2 for 1M input); call B's exactly the list ($3 for 1M output).
+    insert(wh, "prices", [dict(provider="openai", model="gpt-test", input=1 * PER_M, output=3 * PER_M,
+                               price_source="override", currency="USD")])  # fmt: skip
+    a = dict(input_tokens=1_000_000, cost=Decimal("2.00"), task_id="t1")
+    b = dict(output_tokens=1_000_000, cost=Decimal("3.00"), task_id="t1")
+    insert(wh, "llm_requests", [request(**a, team="same-day"), request(**b, team="same-day"),
+                                request(**a, team="two-days"),
+                                request(**b, team="two-days", period_start=datetime(2026, 7, 16, 10))])  # fmt: skip
+    # One rollup row for the same day's two calls, one per call on two days.
+    assert wh.query("SELECT team, count(*), sum(x_Calls)::BIGINT FROM llm_requests_daily GROUP BY 1 ORDER BY 1").rows() == [
+        ("same-day", 1, 2), ("two-days", 2, 2)]  # fmt: skip
+    rows = {r["team"]: r for r in token_unit_costs(wh, JULY, AUGUST, by="team").iter_rows(named=True)}
+    # Same day: $5.00 split by the summed list prices, $1 input against $3 output: $1.25 and $3.75.
+    assert (rows["same-day"]["cost_per_1m_input"], rows["same-day"]["cost_per_1m_output"]) == (
+        Decimal("1.25"), Decimal("3.75"))  # fmt: skip
+    # Two days: each call's own split, all input ($2.00) and all output ($3.00).
+    assert (rows["two-days"]["cost_per_1m_input"], rows["two-days"]["cost_per_1m_output"]) == (
+        Decimal("2"), Decimal("3"))  # fmt: skip
+    # What does not depend on the split is the same either way.
+    for team in ("same-day", "two-days"):
+        assert (rows[team]["requests"], rows[team]["cost"], rows[team]["cost_per_1m_tokens"]) == (
+            2, Decimal("5.00"), Decimal("2.5"))  # fmt: skip

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from finops.warehouse import Warehouse, charges_daily_sql
+from finops.warehouse import Warehouse, charges_daily_sql, llm_requests_daily_sql
 
 
 def charge(
@@ -62,6 +62,12 @@ def insert_charges(wh: Warehouse, rows: list[dict[str, Any]]) -> None:
         # What a load does for the partitions it writes.
         con.execute("DELETE FROM charges_daily")
         con.execute(f"INSERT INTO charges_daily BY NAME ({charges_daily_sql()})")
+
+
+def roll_up_requests(con) -> None:
+    """Rebuild `llm_requests_daily` from `llm_requests`, as a load does for the days it writes."""
+    con.execute("DELETE FROM llm_requests_daily")
+    con.execute(f"INSERT INTO llm_requests_daily BY NAME ({llm_requests_daily_sql()})")
 
 
 BASE_CONFIG = """
