@@ -80,10 +80,15 @@ def line_count(t: ibis.Table, where=None) -> ibis.expr.types.IntegerValue:
 
 
 def requests_table(con) -> ibis.Table:
-    """`llm_requests_daily`, or `llm_requests` with ``x_Calls`` = 1 and ``x_HasTokens`` per call
-    where there is no rollup (a Spark export from before it existed)."""
+    """`llm_requests_daily`, or :func:`request_calls` where there is no rollup (a Spark export
+    from before it existed)."""
     if REQUESTS_ROLLUP in con.list_tables():
         return con.table(REQUESTS_ROLLUP)
+    return request_calls(con)
+
+
+def request_calls(con) -> ibis.Table:
+    """`llm_requests` with the rollup's extra columns: ``x_Calls`` = 1, ``x_HasTokens`` per call."""
     calls = con.table("llm_requests")
     tokens = sum(
         calls[c].fill_null(0) for c in ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")

@@ -1,4 +1,4 @@
-"""The bill analyses read the daily rollup, count line items, and read the line items when a rule needs the resource."""
+"""The analyses read the daily rollups, count line items and calls, and read the line items when a rule needs the resource."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from decimal import Decimal
 import pytest
 
 from connectors import focus
+from finops.analyses.reconcile import gateway_vs_bill_expr
 from finops.analyses.spend import monthly_bill, quarter_summary_expr, workload_split
-from finops.analyses.tables import charges_table
+from finops.analyses.tables import charges_table, request_calls, requests_table
+from finops.analyses.unit_economics import requests_with_prices_expr, token_unit_costs_expr
+from finops.analyses.usage import agent_costs_expr, task_costs_expr
 from finops.config import parse_config
 from finops.periods import Quarter
 from finops.warehouse import Warehouse
@@ -64,3 +67,64 @@ def test_a_rule_on_the_resource_classifies_each_line_item(loaded):
     expected = sum(Decimal(r["EffectiveCost"]) for r in rows if r["ResourceId"] == "res-3")
     assert dict(split.select("workload", "cost").rows())["training"] == expected
     assert split["cost"].sum() == sum(Decimal(r["EffectiveCost"]) for r in rows)
+
+
+@pytest.fixture(scope="module")
+def calls(tmp_path_factory):
+    """3,000 model calls over ten days: 3 teams, 40 tasks of 2 agents, 3 models (one unpriced), some without tokens."""
+    wh = Warehouse(tmp_path_factory.mktemp("calls") / "w.duckdb")
+    with wh.load("otel", "mem://") as batch:
+        batch.stage(
+            "calls",
+            """
+            SELECT 'otel' AS x_Source, 'otel' AS source, 'openai' AS provider,
+                ['gpt-a', 'gpt-b', 'mystery'][1 + i % 3] AS model, ['t1', 't2', 't3'][1 + i % 5 % 3] AS team,
+                'task-' || (i % 40) AS task_id, 'agent-' || (i % 40 % 2) AS agent_id, 'call-' || i AS request_id,
+                TIMESTAMP '2026-07-01' + to_seconds(i * 287) AS period_start,
+                TIMESTAMP '2026-07-01' + to_seconds(i * 287 + i % 7) AS period_end,
+                CASE WHEN i % 11 = 0 THEN 0 ELSE 100 + i % 97 END AS input_tokens,
+                CASE WHEN i % 11 = 0 THEN 0 ELSE 10 + i % 13 END AS output_tokens,
+                CASE WHEN i % 3 = 2 THEN NULL ELSE (i % 50 + 1) / 1000 END::DECIMAL(38, 10) AS cost,
+                CASE WHEN i % 3 = 2 THEN 'unpriced' WHEN i % 2 = 0 THEN 'reported' ELSE 'priced' END AS cost_source
+            FROM range(3000) AS r(i)""",
+        )
+        batch.replace_partitions(
+            "llm_requests", "SELECT * FROM calls", partition_by=("x_Source", "request_id"), rows_read=3000
+        )
+    return wh
+
+
+def test_the_call_analyses_are_the_same_on_the_request_rollup_and_on_the_calls(calls):
+    start, end = date(2026, 7, 1), date(2026, 7, 9)  # the calls run to 2026-07-10: a period inside them
+    with calls.ibis() as con:
+        rollup, each_call = requests_table(con), request_calls(con)
+        # One row per day, model, team, task (and its agent), cost source and with/without tokens.
+        groups = calls.query(
+            "SELECT count(*) FROM (SELECT DISTINCT period_start::DATE, model, team, task_id, cost_source,"
+            " input_tokens + output_tokens > 0 FROM llm_requests)"
+        ).item()
+        assert rollup.count().to_pyarrow().as_py() == groups < 3000
+        for table in (rollup, each_call):  # every call, once
+            assert table.aggregate(n=table.x_Calls.sum(), c=table.cost.sum()).to_polars().row(0) == (
+                3000,
+                sum(Decimal(i % 50 + 1) / 1000 for i in range(3000) if i % 3 != 2),
+            )
+
+        def unit_costs(t):
+            priced = requests_with_prices_expr(t, con.table("prices"), start, end)
+            priced = priced.mutate(provider=priced.provider_key, source=priced.x_Source)
+            # The input/output split is made per row (see unit_economics), so it is left out here.
+            frame = token_unit_costs_expr(priced, ("provider", "model", "team"), None).to_polars()
+            return frame.drop("_input_cost", "_output_cost")
+
+        for expr in (
+            lambda t: task_costs_expr(t, start, end),
+            lambda t: agent_costs_expr(t, start, end),
+            lambda t: gateway_vs_bill_expr(t, con.table("charges"), start, end),
+            unit_costs,
+        ):
+            on_rollup, on_calls = expr(rollup), expr(each_call)
+            on_rollup = on_rollup.to_polars() if hasattr(on_rollup, "to_polars") else on_rollup
+            on_calls = on_calls.to_polars() if hasattr(on_calls, "to_polars") else on_calls
+            assert on_rollup.height > 0
+            assert on_rollup.equals(on_calls)

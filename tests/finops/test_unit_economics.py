@@ -239,8 +239,8 @@ def test_the_input_output_split_is_made_per_day_of_a_task_from_its_summed_tokens
     # for its input ($2 for 1M input); call B's exactly the list ($3 for 1M output).
     insert(wh, "prices", [dict(provider="openai", model="gpt-test", input=1 * PER_M, output=3 * PER_M,
                                price_source="override", currency="USD")])  # fmt: skip
-    a = dict(input_tokens=1_000_000, cost=Decimal("2.00"), task_id="t1")
-    b = dict(output_tokens=1_000_000, cost=Decimal("3.00"), task_id="t1")
+    a = {"input_tokens": 1_000_000, "cost": Decimal("2.00"), "task_id": "t1"}
+    b = {"output_tokens": 1_000_000, "cost": Decimal("3.00"), "task_id": "t1"}
     insert(wh, "llm_requests", [request(**a, team="same-day"), request(**b, team="same-day"),
                                 request(**a, team="two-days"),
                                 request(**b, team="two-days", period_start=datetime(2026, 7, 16, 10))])  # fmt: skip
@@ -253,7 +253,7 @@ def test_the_input_output_split_is_made_per_day_of_a_task_from_its_summed_tokens
         Decimal("1.25"), Decimal("3.75"))  # fmt: skip
     # Two days: each call's own split, all input ($2.00) and all output ($3.00).
     assert (rows["two-days"]["cost_per_1m_input"], rows["two-days"]["cost_per_1m_output"]) == (
-        Decimal("2"), Decimal("3"))  # fmt: skip
+        Decimal(2), Decimal(3))  # fmt: skip
     # What does not depend on the split is the same either way.
     for team in ("same-day", "two-days"):
         assert (rows[team]["requests"], rows[team]["cost"], rows[team]["cost_per_1m_tokens"]) == (
