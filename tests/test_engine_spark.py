@@ -33,7 +33,7 @@ from finops.analyses import (
     usage,
     whatif,
 )
-from finops.config import load_config, parse_config
+from finops.config import SparkTable, load_config, parse_config
 from finops.exceptions import ConfigError, EngineError, WarehouseError
 from finops.periods import Quarter
 from finops.warehouse import Warehouse
@@ -243,6 +243,14 @@ def test_engine_setting_in_finops_toml(sample_build, exported, tmp_path):
         parse_config('engine = "spark"\nspark_remote = "spark://host:7077"\n', Path("finops.toml"))
     with pytest.raises(ConfigError, match=r"spark_tables.charges.format: must be one of parquet, delta"):
         parse_config('[spark_tables]\ncharges = { path = "s3a://b/c", format = "csv" }\n', Path("finops.toml"))
+
+
+def test_a_table_named_in_spark_tables_is_read_without_the_exports_rollup_of_it(exported):
+    own = SparkTable("charges", "s3a://lake/finops/charges", "delta")
+    places = SparkWarehouse(exported, remote=REMOTE, tables=(own,)).locations()
+    assert places["charges"] == own and "charges_daily" not in places  # the export's rollup sums other charges
+    assert places["llm_requests_daily"].path == f"{exported}/llm_requests_daily"  # beside its own table
+    assert "charges_daily" in SparkWarehouse(exported, remote=REMOTE).locations()
 
 
 def test_spark_without_an_export_says_how_to_make_one(tmp_path, config):

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from finops.config import Config, SparkTable
 from finops.exceptions import EngineError
-from finops.warehouse.export import EXPORT_MANIFEST, EXPORTED_TABLES, partition_columns, read_manifest
+from finops.warehouse.export import EXPORT_MANIFEST, EXPORTED_TABLES, ROLLUP_OF, partition_columns, read_manifest
 
 if TYPE_CHECKING:
     import ibis.backends
@@ -145,6 +145,9 @@ class SparkWarehouse:
                     found[name] = SparkTable(name, path)
         for name, table in self.tables.items():
             found.setdefault(name, table)
+        for rollup, table in ROLLUP_OF.items():
+            if table in self.tables and rollup not in self.tables:
+                found.pop(rollup, None)  # the export's rollup does not sum the table [spark_tables] names
         if "charges" not in found:
             raise EngineError(f"Spark has no charges table to read at {self.path}")
         return found

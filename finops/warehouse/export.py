@@ -30,6 +30,7 @@ from finops.exceptions import WarehouseError
 __all__ = [
     "EXPORTED_TABLES",
     "EXPORT_MANIFEST",
+    "ROLLUP_OF",
     "ExportedTable",
     "export_parquet",
     "partition_columns",
@@ -51,6 +52,10 @@ EXPORTED_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ingest_batches": ("", ()),
     "quarantine": ("", ()),
 }
+
+
+ROLLUP_OF: dict[str, str] = {"charges_daily": "charges", "llm_requests_daily": "llm_requests"}
+"""Each daily rollup and the table it sums: a rollup is read only beside its own table."""
 
 
 def partition_columns(table: str) -> tuple[str, ...]:
