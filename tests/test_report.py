@@ -329,3 +329,44 @@ def test_the_reviews_numbers_are_the_finops_functions(company, rendered):
     assert "none are set for this quarter" in html  # the fixture's finops.toml has no budgets
     past = forecast.forecast_vs_actual(wh, config, QUARTER).filter(pl.col("series") == "Total")
     assert past["actual"][0] == bill and f">{money(bill)}<" in html  # last quarter's forecast against its actual
+
+
+def _notebook_cells(*needles: str) -> str:
+    """The review notebook's code cells that contain any of ``needles``, in order, as one source."""
+    cells = nbformat.read(report.notebook_path(report.QUARTERLY_NOTEBOOK), as_version=4).cells
+    return "\n".join(c.source for c in cells if c.cell_type == "code" and any(n in c.source for n in needles))
+
+
+def test_the_forecast_helper_fits_what_the_review_then_reads(company, tmp_path, monkeypatch):
+    """`finops report quarterly` fits the forecasts in a second process (finops.reports.prefetch):
+    the notebook's own forecast cells must then be answered from the cache, with the same figures."""
+    import subprocess
+    import sys
+
+    from finops.analyses import cache
+
+    wh, config = company
+    monkeypatch.setenv(cache.ENV_DIR, str(tmp_path / "cache"))
+    helper = [sys.executable, "-m", "finops.reports.prefetch", "--quarter", QUARTER.label,
+              "--warehouse", str(wh.path.resolve()), "--config", str(config.resolve()), "--engine", ""]  # fmt: skip
+    subprocess.run(helper, check=True, timeout=600)
+
+    # The notebook's setup and forecast cells, run here as the kernel runs them (papermill's parameters).
+    cache.clear_memory()
+    namespace = {"quarter": QUARTER.label, "warehouse": str(wh.path.resolve()), "config": str(config.resolve()),
+                 "engine": "", "currency": "USD", "departments": [], "offline": True}  # fmt: skip
+    before = dict(cache.stats)
+    exec(_notebook_cells("from finops.analyses import", "forecast.", "budgets."), namespace)  # noqa: S102 (its own cells)
+    assert cache.stats["misses"] == before["misses"]  # nothing fitted in the "kernel"
+    assert cache.stats["disk_hits"] - before["disk_hits"] == 3  # next quarter, budgets, forecast vs actual
+
+    # The same figures as fitted in this process, without the cache.
+    monkeypatch.setenv(cache.ENV_SWITCH, "off")
+    from finops.analyses import forecast
+
+    cfg = load_config(config)
+    fresh = forecast.quarter_forecast(wh, cfg, by="department", quarter=QUARTER.next(), basis=cfg.basis)
+    assert namespace["next_quarter"].equals(fresh)
+    assert fresh.filter(pl.col("series") == "Total")["forecast"][0] > 0
+    past_total = namespace["past"].filter(pl.col("series") == "Total")["actual"][0]
+    assert past_total == spend.quarter_summary(wh, cfg, QUARTER)["total_cost"][0]

@@ -33,8 +33,9 @@ import hashlib
 import inspect
 import os
 import tempfile
+import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 
 import polars as pl
@@ -100,12 +101,17 @@ def cached_frame(key: str | None, compute: Callable[[], pl.DataFrame]) -> pl.Dat
         return _memory[key].clone()  # a caller's in-place rename must not reach the next caller
     path = cache_dir() / key[:2] / f"{key}.parquet"
     frame = _read(path)
-    if frame is not None:
-        stats["disk_hits"] += 1
+    if frame is None:
+        with _computing(path):
+            frame = _read(path)  # another process may have stored it while this one waited
+            if frame is None:
+                stats["misses"] += 1
+                frame = compute()
+                _write(path, frame)
+            else:
+                stats["disk_hits"] += 1
     else:
-        stats["misses"] += 1
-        frame = compute()
-        _write(path, frame)
+        stats["disk_hits"] += 1
     _memory[key] = frame
     while len(_memory) > MEMORY_ENTRIES:
         _memory.popitem(last=False)
@@ -155,6 +161,54 @@ def _pinned(value: object) -> bool:
 def clear_memory() -> None:
     """Forget this process's entries (the disk keeps its own)."""
     _memory.clear()
+
+
+LOCK_WAIT = 600.0
+"""Seconds a process waits for another that is computing the same entry, then computes it itself."""
+
+
+@contextlib.contextmanager
+def _computing(path: Path) -> Iterator[None]:
+    """Hold the entry's lock while it is computed and stored: a second process that asks for the
+    same entry meanwhile waits, then reads it, instead of computing it again.
+
+    The review's forecast helper and its notebook kernel ask for the same forecasts, and
+    statement kernels rendered side by side for the same chargeback. The lock is ``flock`` on
+    ``<entry>.lock``: it is released when its holder ends, even killed. Where it cannot be had
+    (no ``fcntl``, a read-only folder, a holder past :data:`LOCK_WAIT`) the entry is computed
+    anyway, at worst twice, never wrong: entries are written atomically.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    lock = path.with_name(f"{path.name}.lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        deadline, delay = time.monotonic() + LOCK_WAIT, 0.02
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        try:
+            yield
+        finally:
+            # Written (or failed) by now: a process that opens the lock later reads the entry instead.
+            with contextlib.suppress(OSError):
+                lock.unlink()
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _read(path: Path) -> pl.DataFrame | None:

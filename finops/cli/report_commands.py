@@ -32,6 +32,13 @@ def report() -> None:
     show_default=True,
 )
 @click.option("--pdf", is_flag=True, help="Also print the review to PDF with headless Chromium.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes at once: with 2 or more the forecasts are fitted beside the notebook's kernel "
+    "[default: the cores, at most 4].",
+)
 @warehouse_option
 @config_option
 @engine_option
@@ -39,6 +46,7 @@ def report_quarterly(
     quarter: str | None,
     out_dir: Path,
     pdf: bool,
+    jobs: int | None,
     warehouse_path: Path | None,
     config_path: Path | None,
     engine: str | None,
@@ -58,6 +66,7 @@ def report_quarterly(
         config=config_file.resolve() if config_file.exists() else None,
         out_dir=out_dir,
         engine=engine,
+        jobs=jobs,
     )
     console.print(f"Quarterly review: [bold]{html}[/]")
     if pdf:

@@ -5,8 +5,10 @@ Expected amounts are the rows this test writes, summed by hand.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -155,3 +157,64 @@ def test_a_forecast_fit_is_kept_by_its_series(tmp_path, monkeypatch):
     refit = forecast._fit_forecast(changed, 14, (80, 95))
     assert cache.stats["misses"] - before["misses"] == 2
     assert not refit.equals(fitted)
+
+
+# A process that computes one entry: its compute appends a line to `marks` (so a test counts the
+# computations), then sleeps, then returns a frame that says which process made it.
+_COMPUTE_ONE_ENTRY = """
+import os, sys, time
+import polars as pl
+from finops.analyses import cache
+
+marks, seconds = sys.argv[1], float(sys.argv[2])
+
+def compute():
+    with open(marks, "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    time.sleep(seconds)
+    return pl.DataFrame({"made_by": [os.getpid()], "total": [123.45]})
+
+frame = cache.cached_frame(cache.key_of("one entry"), compute)
+print(frame["made_by"][0], frame["total"][0])
+"""
+
+
+def _start(tmp_path: Path, seconds: float) -> subprocess.Popen[str]:
+    env = {**os.environ, cache.ENV_DIR: str(tmp_path / "cache")}
+    command = [sys.executable, "-c", _COMPUTE_ONE_ENTRY, str(tmp_path / "marks"), str(seconds)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for_marks(tmp_path: Path, lines: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (tmp_path / "marks").exists() and len((tmp_path / "marks").read_text().splitlines()) >= lines:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no process started computing {lines} time(s)")
+
+
+def test_two_processes_asking_for_one_entry_at_once_compute_it_once(tmp_path):
+    first = _start(tmp_path, 2.0)
+    _wait_for_marks(tmp_path, 1)  # the first is computing: the second must wait for it, not compute too
+    second = _start(tmp_path, 2.0)
+    outputs = [p.communicate(timeout=120) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outputs
+    assert (tmp_path / "marks").read_text().splitlines() == [str(first.pid)]
+    assert outputs[0][0] == outputs[1][0] == f"{first.pid} 123.45\n"  # the second read the first's entry
+    leftovers = [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert len(leftovers) == 1 and leftovers[0].endswith(".parquet")  # the lock file went with the entry
+
+
+def test_a_process_killed_while_computing_an_entry_leaves_it_to_the_next(tmp_path):
+    first = _start(tmp_path, 60.0)
+    _wait_for_marks(tmp_path, 1)
+    second = _start(tmp_path, 0.0)
+    time.sleep(1.0)
+    assert second.poll() is None  # waiting for the first
+    first.kill()
+    first.wait()
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    assert out == f"{second.pid} 123.45\n"  # computed by the second, after the first died
+    assert (tmp_path / "marks").read_text().splitlines() == [str(first.pid), str(second.pid)]
