@@ -460,10 +460,13 @@ def run_size(
     if "review analytics" in by:
         slow = sorted(by["review analytics"]["functions"].items(), key=lambda kv: -kv[1])[:5]
         print("slowest analyses: " + ", ".join(f"{name} {s:.1f}s" for name, s in slow))
-    if not skip_render and "review analytics" in by:
-        review = by["review analytics"]["seconds"] + by["render review"]["seconds"]
-        print(f"review analytics + render review: {review:.1f}s (each with an empty result cache); "
-              f"render review again, over its cache: {by['render review again']['seconds']:.1f}s")  # fmt: skip
+    if not skip_render and "render review" in by:
+        # The cold render computes the analytics itself; adding the analytics stage to it would count them twice.
+        cold, again = by["render review"]["seconds"], by["render review again"]["seconds"]
+        line = f"the review (target: 60 s): {cold:.1f}s cold (its analytics and the HTML, empty result cache)"
+        if "review analytics" in by:
+            line += f"; the analytics alone {by['review analytics']['seconds']:.1f}s"
+        print(line + f"; again over the cache {again:.1f}s")
     return results
 
 
