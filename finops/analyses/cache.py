@@ -191,22 +191,20 @@ def _computing(path: Path) -> Iterator[None]:
         yield
         return
     try:
-        deadline, delay = time.monotonic() + LOCK_WAIT, 0.02
-        while True:
+        held, deadline, delay = False, time.monotonic() + LOCK_WAIT, 0.02
+        while not held and time.monotonic() < deadline:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                held = True
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    break
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
         try:
             yield
         finally:
-            # Written (or failed) by now: a process that opens the lock later reads the entry instead.
-            with contextlib.suppress(OSError):
-                lock.unlink()
+            if held:  # written (or failed) by now: a process that opens the lock later reads the entry instead
+                with contextlib.suppress(OSError):
+                    lock.unlink()
     finally:
         os.close(fd)  # releases the lock
 
