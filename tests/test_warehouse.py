@@ -184,6 +184,38 @@ def test_the_daily_rollup_sums_every_line_and_follows_each_replaced_partition(tm
     assert wh.query("SELECT ChargePeriodStart, x_LineItems FROM charges_daily WHERE x_Source = 'test'").row(0) == (
         datetime(2026, 9, 2), 1)
 
+    # A load that writes a few columns is rolled up by those alone: the others are NULL, as a
+    # rollup over every column gives them.
+    with wh.load("test", "mem://") as batch:
+        batch.stage("rows", "SELECT 'test' AS x_Source, 'acct' AS BillingAccountId, TIMESTAMP '2026-10-01' AS"
+                            " BillingPeriodStart, ('2026-10-0' || (1 + i % 2))::TIMESTAMP AS ChargePeriodStart,"
+                            " (i + 0.25)::DECIMAL(38,10) AS BilledCost, 'x' || i % 3 AS SkuId FROM range(12) AS t(i)")
+        batch.replace_partitions("charges", "SELECT * FROM rows", partition_by=warehouse_module.PARTITION_COLUMNS,
+                                 rows_read=12)
+    assert rollup_differences(wh) == (0, 0)
+    october = wh.query("SELECT count(*), sum(x_LineItems)::BIGINT, sum(BilledCost), count(ServiceName), count(Tags)"
+                       " FROM charges_daily WHERE BillingPeriodStart = '2026-10-01'").row(0)
+    assert october == (6, 12, Decimal("69.00"), 0, 0)  # 2 days × 3 SKUs; 0.25 … 11.25
+
+
+def test_a_new_warehouse_file_is_in_duckdb_1_4_format_and_an_older_file_keeps_its_own(tmp_path):
+    import duckdb
+
+    storage = "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()"
+    new = Warehouse(tmp_path / "new.duckdb")
+    written = write_csv(tmp_path / "a.csv", make_rows(40), "1.0")
+    focus.ingest(new, [written.path])
+    assert new.query(storage).item() == "v1.4.0+"
+    # A warehouse created by an earlier finops (DuckDB's default format) is read and loaded as it is.
+    with duckdb.connect(str(tmp_path / "old.duckdb")) as con:
+        assert con.execute(storage).fetchone()[0] == "v1.0.0+"
+    old = Warehouse(tmp_path / "old.duckdb")
+    focus.ingest(old, [written.path])
+    assert old.query(storage).item() == "v1.0.0+"
+    for wh in (new, old):
+        assert wh.query("SELECT count(*), sum(BilledCost) FROM charges").row(0) == (40, written.total("BilledCost"))
+        assert rollup_differences(wh) == (0, 0)
+
 
 def test_source_state_is_saved_with_the_load_it_describes(tmp_path):
     wh = Warehouse(tmp_path / "w.duckdb")

@@ -33,7 +33,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,10 @@ ENV_PATH = "FINOPS_WAREHOUSE"
 ENV_LOCK_TIMEOUT = "FINOPS_LOCK_TIMEOUT"
 ENV_MEMORY_LIMIT = "FINOPS_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "2GB"
+# The file format of warehouses created from now on (an existing file keeps its own). DuckDB's
+# default is still 1.0's; 1.4's compresses text at about two thirds of the CPU (a load of 2M CUR
+# line items: 15.1 s → 12.4 s, the file 11% smaller) and is read by DuckDB 1.4 LTS and later.
+STORAGE_VERSION = "v1.4.0"
 """DuckDB's memory per connection (``FINOPS_MEMORY_LIMIT``): past it, staged rows, joins and
 sorts spill to ``<warehouse>.tmp-<pid>`` (:func:`_spill_privately`). DuckDB's own default is
 80% of the machine, and a load that stages millions of rows in temporary tables would take that much."""
@@ -263,9 +267,14 @@ CHARGES_DAILY_COLUMNS: dict[str, str] = {
 """Every column of `charges_daily`: those of `charges` but the left-out ones, and ``x_LineItems``."""
 
 
-def charges_daily_sql(where: str = "TRUE") -> str:
+def charges_daily_sql(where: str = "TRUE", columns: Collection[str] | None = None) -> str:
     """SQL selecting the `charges_daily` rows (columns in table order) of the `charges` rows
-    (aliased ``target``) matching ``where``."""
+    (aliased ``target``) matching ``where``.
+
+    ``columns``, when given, are the only `charges` columns those rows can have values in (what
+    the load that wrote them selected): the others are left out, to be NULL in `charges_daily`
+    as they would be anyway, and the rollup groups by fewer keys (a third less time for CUR).
+    """
 
     def column(name: str) -> str:
         if name in CHARGES_DAILY_SUMMED:
@@ -276,7 +285,9 @@ def charges_daily_sql(where: str = "TRUE") -> str:
             "x_LineItems": 'count(*) AS "x_LineItems"',
         }.get(name, f'"{name}"')
 
-    select = ", ".join(column(name) for name in CHARGES_DAILY_COLUMNS)
+    wanted = None if columns is None else {c.lower() for c in columns} | {"x_lineitems"}  # BY NAME ignores case
+    kept = [name for name in CHARGES_DAILY_COLUMNS if wanted is None or name.lower() in wanted]
+    select = ", ".join(column(name) for name in kept)
     return f"SELECT {select} FROM charges AS target WHERE {where} GROUP BY ALL"
 
 
@@ -594,7 +605,11 @@ class Warehouse:
         try:
             while True:
                 try:
-                    con = duckdb.connect(str(self.path), read_only=read_only)
+                    con = duckdb.connect(
+                        str(self.path),
+                        read_only=read_only,
+                        config={"storage_compatibility_version": STORAGE_VERSION},
+                    )
                     break
                 except duckdb.Error as exc:
                     if not _is_lock_error(exc):
@@ -948,9 +963,10 @@ class LoadBatch:
             replaced = con.execute(f"DELETE FROM {table} AS target USING _partitions AS p WHERE {match}").fetchone()[0]
             if also_delete_where:
                 replaced += con.execute(f"DELETE FROM {table} WHERE {also_delete_where}").fetchone()[0]
+            written = [d[0] for d in con.execute(f"SELECT * FROM ({rows_sql}) LIMIT 0").description]
             loaded = con.execute(f"INSERT INTO {table} BY NAME ({rows_sql})").fetchone()[0]
             if rolled_up:
-                self._roll_up_partitions(match, loaded, whole_partitions=not also_delete_where)
+                self._roll_up_partitions(match, loaded, written, whole_partitions=not also_delete_where)
             if days_rolled_up:
                 self._roll_up_request_days()
             quarantined = 0
@@ -980,13 +996,14 @@ class LoadBatch:
         self.finished = True
         return LoadResult(self.batch_id, rows_read, loaded, quarantined, replaced, partitions)
 
-    def _roll_up_partitions(self, match: str, loaded: int, *, whole_partitions: bool) -> None:
+    def _roll_up_partitions(self, match: str, loaded: int, written: Sequence[str], *, whole_partitions: bool) -> None:
         """Rebuild the `charges_daily` rows of the partitions in ``_partitions`` from `charges`.
 
         When the load replaced whole partitions and tagged every row it wrote with its batch id,
         those rows are the partitions: they are found by the batch id, whose row groups DuckDB
         finds without reading the rest of the table (reloading a restated month of 767k lines into
-        a 20M-line warehouse: 10 s this way, 17 s scanning `charges` for the partitions).
+        a 20M-line warehouse: 10 s this way, 17 s scanning `charges` for the partitions). Those
+        rows have values only in the ``written`` columns, so only those are grouped by.
         """
         self.con.execute(f"DELETE FROM charges_daily AS target USING _partitions AS p WHERE {match}")
         own = f"target.x_BatchId = {int(self.batch_id)}"
@@ -994,10 +1011,10 @@ class LoadBatch:
             whole_partitions
             and self.con.execute(f"SELECT count(*) FROM charges AS target WHERE {own}").fetchone()[0] == loaded
         ):
-            rows = own
-        else:  # e.g. Azure months rebuilt from lines of earlier batches
-            rows = f"EXISTS (SELECT 1 FROM _partitions AS p WHERE {match})"
-        self.con.execute(f"INSERT INTO charges_daily BY NAME ({charges_daily_sql(rows)})")
+            rollup = charges_daily_sql(own, written)
+        else:  # e.g. Azure months rebuilt from lines of earlier batches, which may fill other columns
+            rollup = charges_daily_sql(f"EXISTS (SELECT 1 FROM _partitions AS p WHERE {match})")
+        self.con.execute(f"INSERT INTO charges_daily BY NAME ({rollup})")
 
     def _note_request_days(self, rows_sql: str, match: str, also_delete_where: str | None) -> None:
         """Keep in ``_request_days`` the (x_Source, day) of every `llm_requests` row this load

@@ -33,6 +33,7 @@ from finops.cli import cli
 from finops.exceptions import SourceError
 from finops.warehouse import Warehouse
 from tests.focus_files import make_rows, write_parquet
+from tests.rollup import rollup_differences
 from tests.servers_moto import DUMMY_CREDENTIALS, moto_s3  # noqa: F401  (pytest fixture)
 
 PAYER = "111122223333"
@@ -291,6 +292,9 @@ def test_cur2_parquet_export_maps_to_focus_with_exact_money(wh, tmp_path):
         " FROM charges WHERE x_LineItemType = 'SavingsPlanCoveredUsage'"
     ).row(0)
     assert sp == ("arn:aws:savingsplans::1:savingsplan/sp-1", "Savings Plan", "Used", "SavingsPlan")
+    # The daily rollup, grouped by the columns the CUR mapping writes, equals one over every column.
+    assert rollup_differences(wh) == (0, 0)
+    assert wh.query("SELECT sum(x_LineItems)::BIGINT, sum(BilledCost) FROM charges_daily").row(0) == (10, total(rows))
 
 
 def test_every_double_amount_loads_as_the_decimal_written(wh, tmp_path):
@@ -417,6 +421,7 @@ def test_restated_period_replaces_the_old_rows_and_keeps_other_periods(wh, tmp_p
     assert sums(wh, "BillingPeriodStart = '2026-06-01'") == (1, Decimal("5.00"), Decimal("5.00"))
     assert wh.query("SELECT count(*) FROM charges WHERE SubAccountId = '999900001111'").item() == 0
     assert wh.query("SELECT DISTINCT x_ExportId FROM charges WHERE BillingPeriodStart = '2026-07-01'").item() == "july-2"
+    assert rollup_differences(wh) == (0, 0)
 
 
 def test_same_export_twice_is_skipped_and_changes_nothing(wh, tmp_path):

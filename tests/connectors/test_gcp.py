@@ -26,6 +26,7 @@ from connectors import gcp_billing, gcp_catalog
 from finops.analyses.classify import classify
 from finops.exceptions import SourceError
 from finops.warehouse import Warehouse
+from tests.rollup import rollup_differences
 from tests.servers_recorded import RecordedServer, Route
 
 DATA = Path(__file__).parent.parent / "data" / "gcp"
@@ -332,6 +333,7 @@ def test_a_later_export_with_late_rows_replaces_the_month_and_leaves_others(wh, 
     assert totals(wh, "BillingPeriodStart = '2026-06-01'") == (40, billed(june), billed(june))
     assert wh.query("SELECT DISTINCT x_ExportId FROM charges WHERE BillingPeriodStart = '2026-07-01'").item() == (
         "2026-08-05T06:30:00.000000Z")
+    assert rollup_differences(wh) == (0, 0)
 
 
 # -- BigQuery --------------------------------------------------------------------------------
