@@ -963,7 +963,9 @@ class LoadBatch:
             replaced = con.execute(f"DELETE FROM {table} AS target USING _partitions AS p WHERE {match}").fetchone()[0]
             if also_delete_where:
                 replaced += con.execute(f"DELETE FROM {table} WHERE {also_delete_where}").fetchone()[0]
-            written = [d[0] for d in con.execute(f"SELECT * FROM ({rows_sql}) LIMIT 0").description]
+            written = []  # the columns the rows have, for the rollup
+            if rolled_up:
+                written = [d[0] for d in con.execute(f"SELECT * FROM ({rows_sql}) LIMIT 0").description]
             loaded = con.execute(f"INSERT INTO {table} BY NAME ({rows_sql})").fetchone()[0]
             if rolled_up:
                 self._roll_up_partitions(match, loaded, written, whole_partitions=not also_delete_where)
