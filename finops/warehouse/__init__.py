@@ -55,13 +55,13 @@ ENV_PATH = "FINOPS_WAREHOUSE"
 ENV_LOCK_TIMEOUT = "FINOPS_LOCK_TIMEOUT"
 ENV_MEMORY_LIMIT = "FINOPS_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "2GB"
-# The file format of warehouses created from now on (an existing file keeps its own). DuckDB's
-# default is still 1.0's; 1.4's compresses text at about two thirds of the CPU (a load of 2M CUR
-# line items: 15.1 s → 12.4 s, the file 11% smaller) and is read by DuckDB 1.4 LTS and later.
-STORAGE_VERSION = "v1.4.0"
 """DuckDB's memory per connection (``FINOPS_MEMORY_LIMIT``): past it, staged rows, joins and
 sorts spill to ``<warehouse>.tmp-<pid>`` (:func:`_spill_privately`). DuckDB's own default is
 80% of the machine, and a load that stages millions of rows in temporary tables would take that much."""
+STORAGE_VERSION = "v1.4.0"
+"""DuckDB storage format of the warehouse files created from now on (an existing file keeps its
+own). DuckDB's default is still 1.0's; 1.4's compresses text with about two thirds of the CPU (a
+load of 2M CUR line items: 15.1 → 12.4 s, the file 11% smaller) and DuckDB 1.4 LTS and later read it."""
 
 MONEY = "DECIMAL(38, 10)"
 """Money, unit prices and quantities: exact decimals, 28 digits before the point, 10 after."""
