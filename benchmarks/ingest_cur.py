@@ -145,6 +145,22 @@ def _rows_sql(first: int, last: int) -> str:
     """
 
 
+def _plain_copy(path: Path, listed: str, *, warehouse_format: bool = False) -> str:
+    """Child code: CREATE TABLE AS of the Parquet files into a new DuckDB file at ``path``, in
+    DuckDB's default file format or in the warehouse's."""
+    from finops.warehouse import STORAGE_VERSION  # here, not in the child: its memory is measured
+
+    config = {"storage_compatibility_version": STORAGE_VERSION} if warehouse_format else {}
+    return f"""
+        import duckdb
+        started, cpu_started = time.perf_counter(), cpu()
+        con = duckdb.connect({str(path)!r}, config={config!r})
+        con.execute({f"CREATE TABLE t AS SELECT * FROM read_parquet({listed})"!r})
+        extra = {{"rows": con.execute("SELECT count(*) FROM t").fetchone()[0]}}
+        con.close()
+    """
+
+
 def run_child(code: str) -> dict:
     """Run ``code`` in a fresh Python; it prints one JSON line with its figures.
 
@@ -187,25 +203,10 @@ def main() -> None:
             f"{size / 1e6:,.0f} MB, in {time.perf_counter() - started:.1f}s"
         )
         listed = "[" + ", ".join(f"'{p}'" for p in paths) + "]"
-        baseline = run_child(f"""
-            import duckdb
-            started, cpu_started = time.perf_counter(), cpu()
-            con = duckdb.connect({str(work / "baseline.duckdb")!r})
-            con.execute({f"CREATE TABLE t AS SELECT * FROM read_parquet({listed})"!r})
-            extra = {{"rows": con.execute("SELECT count(*) FROM t").fetchone()[0]}}
-            con.close()
-        """)
+        baseline = run_child(_plain_copy(work / "baseline.duckdb", listed))
         # The warehouse writes DuckDB 1.4's file format (finops.warehouse.STORAGE_VERSION), which
         # compresses faster than the default the baseline gets: the same copy in it, for comparison.
-        same_format = run_child(f"""
-            import duckdb
-            from finops.warehouse import STORAGE_VERSION
-            started, cpu_started = time.perf_counter(), cpu()
-            con = duckdb.connect({str(work / "baseline-format.duckdb")!r}, config={{"storage_compatibility_version": STORAGE_VERSION}})
-            con.execute({f"CREATE TABLE t AS SELECT * FROM read_parquet({listed})"!r})
-            extra = {{"rows": con.execute("SELECT count(*) FROM t").fetchone()[0]}}
-            con.close()
-        """)
+        same_format = run_child(_plain_copy(work / "baseline-format.duckdb", listed, warehouse_format=True))
         ingest = run_child(f"""
             from connectors import aws_cur
             from finops.warehouse import Warehouse
