@@ -11,6 +11,7 @@ import time
 from datetime import datetime
 from decimal import Decimal
 
+import duckdb
 import pytest
 
 from connectors import focus
@@ -199,14 +200,12 @@ def test_the_daily_rollup_sums_every_line_and_follows_each_replaced_partition(tm
 
 
 def test_a_new_warehouse_file_is_in_duckdb_1_4_format_and_an_older_file_keeps_its_own(tmp_path):
-    import duckdb
-
     storage = "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()"
     new = Warehouse(tmp_path / "new.duckdb")
     written = write_csv(tmp_path / "a.csv", make_rows(40), "1.0")
     focus.ingest(new, [written.path])
     assert new.query(storage).item() == "v1.4.0+"
-    # A warehouse created by an earlier finops (DuckDB's default format) is read and loaded as it is.
+    # A file in DuckDB's default format, as earlier finops versions made them, is read and loaded as it is.
     with duckdb.connect(str(tmp_path / "old.duckdb")) as con:
         assert con.execute(storage).fetchone()[0] == "v1.0.0+"
     old = Warehouse(tmp_path / "old.duckdb")
