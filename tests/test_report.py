@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
+import subprocess
+import sys
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +20,7 @@ import nbformat
 import polars as pl
 import pytest
 
-from finops.analyses import spend
+from finops.analyses import cache, forecast, spend
 from finops.config import load_config
 from finops.exceptions import ReportError
 from finops.periods import Quarter
@@ -253,8 +255,6 @@ def test_a_raising_cell_in_another_notebook_is_named(company, tmp_path, monkeypa
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
 def test_charts_draw_in_a_browser_without_network(rendered, tmp_path):
     """Chromium with no network draws every chart as SVG (skipped where chromium is missing)."""
-    import subprocess
-
     html_path, _ = rendered
     command = [
         "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -281,8 +281,6 @@ def test_the_review_prints_to_pdf(rendered, tmp_path):
 
 def _screenshot(url: str, shot: Path, profile: Path) -> bytes:
     """A 1100×2400 PNG of ``url`` from headless Chromium, with no network where unshare allows."""
-    import subprocess
-
     command = report.headless_browser_command(url, f"--screenshot={shot}", "--window-size=1100,2400", profile=profile)
     if shutil.which("unshare") and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0:
         command = ["unshare", "-n", *command]
@@ -310,7 +308,7 @@ def test_a_screenshot_of_the_review_is_not_blank(rendered, tmp_path):
 
 def test_the_reviews_numbers_are_the_finops_functions(company, rendered):
     """Each section's figures, as the finops function returns them, appear in the page."""
-    from finops.analyses import chargeback, forecast
+    from finops.analyses import chargeback
 
     wh, config_path = company
     config = load_config(config_path)
@@ -340,11 +338,6 @@ def _notebook_cells(*needles: str) -> str:
 def test_the_forecast_helper_fits_what_the_review_then_reads(company, tmp_path, monkeypatch):
     """`finops report quarterly` fits the forecasts in a second process (finops.reports.prefetch):
     the notebook's own forecast cells must then be answered from the cache, with the same figures."""
-    import subprocess
-    import sys
-
-    from finops.analyses import cache
-
     wh, config = company
     monkeypatch.setenv(cache.ENV_DIR, str(tmp_path / "cache"))
     helper = [sys.executable, "-m", "finops.reports.prefetch", "--quarter", QUARTER.label,
@@ -362,8 +355,6 @@ def test_the_forecast_helper_fits_what_the_review_then_reads(company, tmp_path, 
 
     # The same figures as fitted in this process, without the cache.
     monkeypatch.setenv(cache.ENV_SWITCH, "off")
-    from finops.analyses import forecast
-
     cfg = load_config(config)
     fresh = forecast.quarter_forecast(wh, cfg, by="department", quarter=QUARTER.next(), basis=cfg.basis)
     assert namespace["next_quarter"].equals(fresh)

@@ -174,7 +174,7 @@ def _computing(path: Path) -> Iterator[None]:
 
     The review's forecast helper and its notebook kernel ask for the same forecasts, and
     statement kernels rendered side by side for the same chargeback. The lock is ``flock`` on
-    ``<entry>.lock``: it is released when its holder ends, even killed. Where it cannot be had
+    ``<entry>.parquet.lock``: it is released when its holder ends, even killed. Where it cannot be had
     (no ``fcntl``, a read-only folder, a holder past :data:`LOCK_WAIT`) the entry is computed
     anyway, at worst twice, never wrong: entries are written atomically.
     """
