@@ -186,8 +186,9 @@ def test_the_daily_rollup_sums_every_line_and_follows_each_replaced_partition(tm
         datetime(2026, 9, 2), 1)
 
     # A load that writes a few columns is rolled up by those alone: the others are NULL, as a
-    # rollup over every column gives them.
+    # rollup over every column gives them. With 3 threads, its rows are read as 3 scans.
     with wh.load("test", "mem://") as batch:
+        batch.execute("SET threads = 3")
         batch.stage("rows", "SELECT 'test' AS x_Source, 'acct' AS BillingAccountId, TIMESTAMP '2026-10-01' AS"
                             " BillingPeriodStart, ('2026-10-0' || (1 + i % 2))::TIMESTAMP AS ChargePeriodStart,"
                             " (i + 0.25)::DECIMAL(38,10) AS BilledCost, 'x' || i % 3 AS SkuId FROM range(12) AS t(i)")

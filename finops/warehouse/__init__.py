@@ -267,13 +267,18 @@ CHARGES_DAILY_COLUMNS: dict[str, str] = {
 """Every column of `charges_daily`: those of `charges` but the left-out ones, and ``x_LineItems``."""
 
 
-def charges_daily_sql(where: str = "TRUE", columns: Collection[str] | None = None) -> str:
+def charges_daily_sql(where: str = "TRUE", columns: Collection[str] | None = None, *, scans: int = 1) -> str:
     """SQL selecting the `charges_daily` rows (columns in table order) of the `charges` rows
     (aliased ``target``) matching ``where``.
 
     ``columns``, when given, are the only `charges` columns those rows can have values in (what
     the load that wrote them selected): the others are left out, to be NULL in `charges_daily`
     as they would be anyway, and the rollup groups by fewer keys (a third less time for CUR).
+
+    ``scans`` > 1 reads the rows as that many scans of alternate row ids under one UNION ALL.
+    DuckDB scans the rows a transaction has written but not committed in a single thread; the
+    load's rollup reads exactly those, and one scan per thread groups them in parallel (2M CUR
+    lines on 2 cores: 2.5 s → 1.7 s).
     """
 
     def column(name: str) -> str:
@@ -288,7 +293,13 @@ def charges_daily_sql(where: str = "TRUE", columns: Collection[str] | None = Non
     wanted = None if columns is None else {c.lower() for c in columns} | {"x_lineitems"}  # BY NAME ignores case
     kept = [name for name in CHARGES_DAILY_COLUMNS if wanted is None or name.lower() in wanted]
     select = ", ".join(column(name) for name in kept)
-    return f"SELECT {select} FROM charges AS target WHERE {where} GROUP BY ALL"
+    if scans <= 1:
+        return f"SELECT {select} FROM charges AS target WHERE {where} GROUP BY ALL"
+    read = ", ".join(f'"{name}"' for name in kept if name != "x_LineItems")
+    parts = " UNION ALL ".join(
+        f"SELECT {read} FROM charges AS target WHERE ({where}) AND target.rowid % {scans} = {i}" for i in range(scans)
+    )
+    return f"SELECT {select} FROM ({parts}) AS target GROUP BY ALL"
 
 
 # `llm_requests_daily` (schema v6): `llm_requests` summed per day (period_start's UTC day) and
@@ -1013,7 +1024,8 @@ class LoadBatch:
             whole_partitions
             and self.con.execute(f"SELECT count(*) FROM charges AS target WHERE {own}").fetchone()[0] == loaded
         ):
-            rollup = charges_daily_sql(own, written)
+            threads = self.con.execute("SELECT current_setting('threads')").fetchone()[0]
+            rollup = charges_daily_sql(own, written, scans=int(threads))
         else:  # e.g. Azure months rebuilt from lines of earlier batches, which may fill other columns
             rollup = charges_daily_sql(f"EXISTS (SELECT 1 FROM _partitions AS p WHERE {match})")
         self.con.execute(f"INSERT INTO charges_daily BY NAME ({rollup})")
