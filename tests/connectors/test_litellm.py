@@ -246,6 +246,18 @@ def test_bad_rows_quarantined_with_ids_not_content(spend_db, tmp_path):
     assert MARKER not in "".join(q["raw_row"].to_list() + reasons)
 
 
+def test_a_bad_row_after_clean_pages_is_quarantined(spend_db, tmp_path):
+    # A clean page is not searched for bad rows; a later page's bad row must still be found.
+    rows = make_rows(12)
+    rows[7]["spend"] = -1
+    insert(spend_db, rows)
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    r = litellm.ingest(wh, spend_db, page_size=5).result
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (12, 11, 1)
+    assert loaded(wh) == expected([row for i, row in enumerate(rows) if i != 7])
+    assert wh.query("SELECT row_number, column_name FROM quarantine").row(0) == (8, "spend")
+
+
 def test_password_never_in_errors(postgres, tmp_path):
     wh = Warehouse(tmp_path / "wh.duckdb")
     dsn = postgres.dsn("no_such_database").replace("finops@", "finops:hunter2-secret@")
