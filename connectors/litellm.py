@@ -354,7 +354,17 @@ def _finish(batch: Any, rows_read: int, state: dict[str, Any], report: Callable[
 
 # The same selection from a file of the table's rows (Parquet, CSV, JSON lines), in DuckDB SQL:
 # metadata and request_tags are JSON text there; text that is not JSON is quarantined.
-_MD = "CASE WHEN json_valid(metadata) THEN metadata END"
+# The metadata values are read with one parse of each row's JSON (``_metadata``, a list in this
+# order): a parse per value was half the time of reading a file.
+_METADATA_PATHS: dict[str, str] = {
+    "team_alias": "$.user_api_key_team_alias",
+    "project_meta": "$.spend_logs_metadata.project_id",
+    "trace_id": "$.trace_id",
+    "cached_tokens": "$.usage_object.prompt_tokens_details.cached_tokens",
+    "cache_read_tokens": "$.usage_object.cache_read_input_tokens",
+    "cache_creation_tokens": "$.usage_object.cache_creation_input_tokens",
+    "reasoning_tokens": "$.usage_object.completion_tokens_details.reasoning_tokens",
+}
 _FILE_SELECTED: dict[str, str] = {
     "start_time": 'CAST("startTime" AS VARCHAR)',
     "end_time": 'CAST("endTime" AS VARCHAR)',
@@ -363,14 +373,16 @@ _FILE_SELECTED: dict[str, str] = {
     "request_tags": "CASE WHEN json_valid(request_tags) AND json_type(request_tags) = 'ARRAY' THEN request_tags END",
     "metadata_type": "CASE WHEN metadata IS NULL THEN NULL WHEN json_valid(metadata) THEN lower(json_type(metadata))"
                      " ELSE 'invalid' END",
-    "team_alias": f"json_extract_string({_MD}, '$.user_api_key_team_alias')",
-    "project_meta": f"json_extract_string({_MD}, '$.spend_logs_metadata.project_id')",
-    "trace_id": f"json_extract_string({_MD}, '$.trace_id')",
-    "cached_tokens": f"json_extract_string({_MD}, '$.usage_object.prompt_tokens_details.cached_tokens')",
-    "cache_read_tokens": f"json_extract_string({_MD}, '$.usage_object.cache_read_input_tokens')",
-    "cache_creation_tokens": f"json_extract_string({_MD}, '$.usage_object.cache_creation_input_tokens')",
-    "reasoning_tokens": f"json_extract_string({_MD}, '$.usage_object.completion_tokens_details.reasoning_tokens')",
+    **{name: f"_metadata[{i}]" for i, name in enumerate(_METADATA_PATHS, start=1)},
 }  # fmt: skip
+
+
+def _with_metadata_values(relation: str) -> str:
+    """``relation`` plus ``_metadata``: the values at _METADATA_PATHS of its JSON metadata (NULL
+    where the text is not JSON)."""
+    paths = ", ".join(sql_literal(p) for p in _METADATA_PATHS.values())
+    valid = "CASE WHEN json_valid(metadata) THEN metadata END"
+    return f"(SELECT *, json_extract_string({valid}, [{paths}]) AS _metadata FROM {relation})"
 
 
 def ingest_rows(wh: Warehouse, path: str | Path, *, progress: ProgressCallback | None = None) -> LiteLLMReport:
@@ -405,7 +417,8 @@ def ingest_rows(wh: Warehouse, path: str | Path, *, progress: ProgressCallback |
         )
         columns = ", ".join(f"CAST({name} AS VARCHAR) AS {name}" for name, _ in _SELECTED)
         report(f"reading {path.name}", 0, 1)
-        rows_read = batch.stage("litellm_page", f"SELECT row_number() OVER () AS _row, {columns} FROM (SELECT {select} FROM {relation})")
+        source = _with_metadata_values(relation) if "metadata" in present else relation
+        rows_read = batch.stage("litellm_page", f"SELECT row_number() OVER () AS _row, {columns} FROM (SELECT {select} FROM {source})")
         good = batch.stage("litellm_requests", _requests_sql("litellm_page", batch.batch_id, key))
         _stage_bad_rows(batch, str(path), clean=good == rows_read, append=False)
         batch.execute("DROP TABLE litellm_page")

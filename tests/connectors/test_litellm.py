@@ -335,6 +335,10 @@ def test_rows_from_a_parquet_copy_of_the_table(tmp_path):
     assert loaded(wh) == expected(rows[:7] + rows[8:])
     reason = wh.query("SELECT reason FROM quarantine")["reason"][0]
     assert reason == "req-00007: metadata is not valid JSON"
+    # The team alias and project id come from the metadata JSON, as from the database.
+    got = dict(wh.query("SELECT request_id, team || ' ' || project_id FROM llm_requests"
+                        " WHERE request_id IN ('req-00000', 'req-00003', 'req-00006')").rows())
+    assert got == {"req-00000": "team-id-0 proj-x", "req-00003": "team-3 tagged-1", "req-00006": "team-2 proj-x"}
     assert MARKER.encode() not in (tmp_path / "wh.duckdb").read_bytes()
     again = litellm.ingest_rows(wh, path)
     assert again.new_requests == 0 and loaded(wh) == expected(rows[:7] + rows[8:])
