@@ -401,6 +401,10 @@ def ingest_rows(wh: Warehouse, path: str | Path, *, progress: ProgressCallback |
     if reader is None:
         raise SourceError(f"litellm: cannot read {path.name}", hint="use a .parquet, .csv or .jsonl file of the table's rows")
     relation = f"{reader}({sql_literal(str(path))})"
+    row_number, carried = "row_number() OVER ()", ""  # CSV and JSON lines: rows numbered in the order read
+    if reader == "read_parquet":  # Parquet numbers its rows itself: no window over the whole file
+        relation = f"read_parquet({sql_literal(str(path))}, file_row_number = true)"
+        row_number, carried = "file_row_number + 1", ", file_row_number"
     key = f"file:{path.name}"
     with wh.load(SOURCE_KIND, str(path), [SourceFile.of(path)]) as batch:
         try:
@@ -418,7 +422,7 @@ def ingest_rows(wh: Warehouse, path: str | Path, *, progress: ProgressCallback |
         columns = ", ".join(f"CAST({name} AS VARCHAR) AS {name}" for name, _ in _SELECTED)
         report(f"reading {path.name}", 0, 1)
         source = _with_metadata_values(relation) if "metadata" in present else relation
-        rows_read = batch.stage("litellm_page", f"SELECT row_number() OVER () AS _row, {columns} FROM (SELECT {select} FROM {source})")
+        rows_read = batch.stage("litellm_page", f"SELECT {row_number} AS _row, {columns} FROM (SELECT {select}{carried} FROM {source})")
         good = batch.stage("litellm_requests", _requests_sql("litellm_page", batch.batch_id, key))
         _stage_bad_rows(batch, str(path), clean=good == rows_read, append=False)
         batch.execute("DROP TABLE litellm_page")
