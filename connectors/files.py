@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from finops.exceptions import SourceError
+from finops.warehouse import MONEY
 
 FileFormat = Literal["csv", "parquet"]
 
@@ -86,6 +87,17 @@ def verify_gzip(path: Path) -> None:
 def sql_literal(text: str) -> str:
     """A SQL string literal (single quotes doubled) for a path DuckDB must read."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def money_from_text(text: str) -> str:
+    """SQL for exact money (the warehouse's DECIMAL(38, 10)) from decimal text, NULL when the text
+    is not a number.
+
+    Text goes to a 64-bit DECIMAL(18, 10) first: parsing straight into the 128-bit
+    DECIMAL(38, 10) is about 60× slower (1M amounts: 2.5 s against 0.04 s), and only amounts of
+    100 million or more need it. Both round to 10 decimals alike.
+    """
+    return f"coalesce(CAST(TRY_CAST({text} AS DECIMAL(18, 10)) AS {MONEY}), TRY_CAST({text} AS {MONEY}))"
 
 
 def read_sql(path: Path, fmt: FileFormat, compression: str | None, *, rejects_table: str = "reject_errors") -> str:

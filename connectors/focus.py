@@ -29,6 +29,7 @@ from connectors.files import (
     FileFormat,
     detect_format,
     expand,
+    money_from_text,
     sql_literal,
     verify_gzip,
 )
@@ -220,7 +221,7 @@ def _typed_select(file: FocusFile, raw: str, row_number: str) -> str:
         text = _text(col, src_type)
         shown = f"left({text}, 60)"
         if target == MONEY:
-            typed = f"TRY_CAST({col} AS {MONEY})" if _is_numeric(src_type) else f"TRY_CAST({text} AS {MONEY})"
+            typed = f"TRY_CAST({col} AS {MONEY})" if _is_numeric(src_type) else money_from_text(text)
             errors.append(f"CASE WHEN {text} IS NOT NULL AND {typed} IS NULL THEN '{name}: cannot read ''' || {shown} || ''' as a number' END")
         elif target == "TIMESTAMP":
             if src_type.startswith(("TIMESTAMP", "DATE")):

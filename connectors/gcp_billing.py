@@ -80,7 +80,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from connectors.files import expand, sql_literal, verify_gzip
+from connectors.files import expand, money_from_text, sql_literal, verify_gzip
 from connectors.focus import IngestReport
 from connectors.staging import (
     checksums,
@@ -92,7 +92,7 @@ from connectors.staging import (
     stage_files,
 )
 from finops.exceptions import SourceError
-from finops.warehouse import MONEY, PARTITION_COLUMNS, LoadBatch, LoadResult, SourceFile, Warehouse
+from finops.warehouse import PARTITION_COLUMNS, LoadBatch, LoadResult, SourceFile, Warehouse
 
 SOURCE_KIND = "gcp-billing"
 """One kind for BigQuery and file loads: the same export either way, so they replace each other."""
@@ -471,12 +471,12 @@ def _typed_sql(rows: str) -> str:
                 list_filter(credit_list, c -> c.type IN ({cud_types}))[1] AS cud
             FROM (
                 SELECT *,
-                    {", ".join(f"TRY_CAST({text} AS {MONEY}) AS {typed}" for typed, (text, _) in numbers.items())},
+                    {", ".join(f"{money_from_text(text)} AS {typed}" for typed, (text, _) in numbers.items())},
                     {", ".join(f"{_timestamp(text)} AS {typed}" for typed, (text, _) in timestamps.items())},
                     CASE WHEN regexp_full_match(month_text, '[0-9]{{6}}') THEN try_strptime(month_text, '%Y%m') END AS month,
                     lower(cost_type_text) AS cost_type,
                     list_transform({credits}, c -> {{'name': c.name, 'amount': c.amount, 'full_name': c.full_name,
-                        'id': c.id, 'type': c.type, 'amount_value': TRY_CAST({_text("c.amount")} AS {MONEY})}}) AS credit_list,
+                        'id': c.id, 'type': c.type, 'amount_value': {money_from_text(_text("c.amount"))}}}) AS credit_list,
                     list_filter({labels}, (e, i) -> nullif(e.key, '') IS NOT NULL  -- the last value of a key wins
                         AND NOT list_contains(list_transform({labels}[i + 1:], later -> later.key), e.key)) AS tag_entries,
                     list_filter(coalesce(r.system_labels, []), e -> e.key = '{MACHINE_SPEC_LABEL}')[1].value AS machine_spec

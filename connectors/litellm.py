@@ -68,7 +68,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from connectors.files import sql_literal
+from connectors.files import money_from_text, sql_literal
 from finops.exceptions import SourceError
 from finops.warehouse import LLM_REQUESTS_COLUMNS, MONEY, LoadBatch, LoadResult, SourceFile, Warehouse
 
@@ -469,7 +469,7 @@ def _typed_sql(raw: str) -> str:
             coalesce({_count('cached_tokens')}, {_count('cache_read_tokens')}, 0) AS cached_n,
             coalesce({_count('cache_creation_tokens')}, 0) AS cache_write_n,
             {_count('reasoning_tokens')} AS reasoning_n,
-            TRY_CAST(spend AS {MONEY}) AS spend_d
+            {money_from_text('spend')} AS spend_d
         FROM {raw}
     )
     """

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 
 from connectors.aws_cur.discover import SOURCE_KIND
-from connectors.files import sql_literal
+from connectors.files import money_from_text, sql_literal
 from finops.warehouse import MONEY
 
 # -- columns --------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ def _typed_sql(rel: _Relation, period: str | None) -> str:
             checks.append((f"NOT isfinite({col})", shown, f"'{_esc(shown)}: ' || {col} || ' is not an amount'"))
         else:
             text = text_of(col, typ)
-            exprs[field], present[field] = _money_from_text(text), text
+            exprs[field], present[field] = money_from_text(text), text
             checks.append(
                 (f"{text} IS NOT NULL AND {exprs[field]} IS NULL", shown, unreadable(text, shown, "a number"))
             )
@@ -355,16 +355,7 @@ def _money_from_double(col: str) -> str:
     which is the digits AWS wrote.
     """
     exact_direct = f"CAST(CAST({col} AS DECIMAL(18, 10)) AS {MONEY})"
-    return f"CASE WHEN abs({col}) < 100000 THEN {exact_direct} ELSE {_money_from_text(f'CAST({col} AS VARCHAR)')} END"
-
-
-def _money_from_text(text: str) -> str:
-    """SQL for exact money from its decimal text, NULL when the text is not a number.
-
-    Text goes to a 64-bit DECIMAL(18, 10) first: parsing straight into the 128-bit
-    DECIMAL(38, 10) is ~30× slower, and only amounts of 100 million or more need it.
-    """
-    return f"coalesce(CAST(TRY_CAST({text} AS DECIMAL(18, 10)) AS {MONEY}), TRY_CAST({text} AS {MONEY}))"
+    return f"CASE WHEN abs({col}) < 100000 THEN {exact_direct} ELSE {money_from_text(f'CAST({col} AS VARCHAR)')} END"
 
 
 def _month_bounds(period: str) -> tuple[str, str]:

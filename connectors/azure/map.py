@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from connectors.azure.discover import SOURCE_KIND
 from connectors.azure.inspect import COLUMN_ALIASES, AzureFile, _Plan
-from connectors.files import sql_literal
+from connectors.files import money_from_text, sql_literal
 from connectors.focus import _is_numeric, _json_object_map, _text
 from finops.warehouse import CHARGES_COLUMNS, MONEY
 
@@ -116,7 +116,8 @@ def _typed_select(file: AzureFile, raw: str, row_number: str, plan: _Plan, batch
         if column and _is_numeric(source_type(field)):
             step1_columns.append(f'TRY_CAST(r."{column}" AS {MONEY}) AS "_az_{field}_n"')
         else:
-            typed_columns.append(f'TRY_CAST(r."_az_{field}" AS {MONEY}) AS "_az_{field}_n"')
+            text = f'r."_az_{field}"'
+            typed_columns.append(f'{money_from_text(text)} AS "_az_{field}_n"')
     for field in DATE_FIELDS:
         column = spelled[field]
         if column and source_type(field).startswith(("TIMESTAMP", "DATE")):

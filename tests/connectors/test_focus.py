@@ -66,6 +66,19 @@ def test_null_text_empty_strings_and_braceless_tags(wh, tmp_path):
     assert got[2][2] is None and got[2][3] is None
 
 
+def test_money_text_of_any_size_is_read_to_the_last_decimal(wh, tmp_path):
+    # Amounts below 100 million parse through a 64-bit decimal, larger ones through the 128-bit one.
+    amounts = ["99999999.9999999999", "100000000.5", "123456789012.3456789012", "-0.0000000001", "1e3", "7"]
+    rows = make_rows(len(amounts))
+    for row, amount in zip(rows, amounts, strict=True):
+        row["BilledCost"] = amount
+    write_csv(tmp_path / "amounts.csv", rows, "1.0")
+    focus.ingest(wh, [tmp_path / "amounts.csv"])
+    got = [r[0] for r in wh.query("SELECT BilledCost FROM charges ORDER BY x_SourceRow").rows()]
+    assert got == [Decimal("99999999.9999999999"), Decimal("100000000.5"), Decimal("123456789012.3456789012"),
+                   Decimal("-0.0000000001"), Decimal(1000), Decimal(7)]
+
+
 def test_loading_twice_leaves_totals_unchanged(wh, tmp_path):
     written = write_csv(tmp_path / "f.csv", make_rows(100), "1.0")
     focus.ingest(wh, [written.path])
