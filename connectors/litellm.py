@@ -400,11 +400,10 @@ def ingest_rows(wh: Warehouse, path: str | Path, *, progress: ProgressCallback |
     reader = {".parquet": "read_parquet", ".csv": "read_csv", ".jsonl": "read_json", ".json": "read_json"}.get(path.suffix.lower())
     if reader is None:
         raise SourceError(f"litellm: cannot read {path.name}", hint="use a .parquet, .csv or .jsonl file of the table's rows")
-    relation = f"{reader}({sql_literal(str(path))})"
     row_number, carried = "row_number() OVER ()", ""  # CSV and JSON lines: rows numbered in the order read
     if reader == "read_parquet":  # Parquet numbers its rows itself: no window over the whole file
-        relation = f"read_parquet({sql_literal(str(path))}, file_row_number = true)"
         row_number, carried = "file_row_number + 1", ", file_row_number"
+    relation = f"{reader}({sql_literal(str(path))}{', file_row_number = true' if carried else ''})"
     key = f"file:{path.name}"
     with wh.load(SOURCE_KIND, str(path), [SourceFile.of(path)]) as batch:
         try:
