@@ -100,6 +100,19 @@ def money_from_text(text: str) -> str:
     return f"coalesce(CAST(TRY_CAST({text} AS DECIMAL(18, 10)) AS {MONEY}), TRY_CAST({text} AS {MONEY}))"
 
 
+def round_to_money(amount: str) -> str:
+    """SQL for ``amount`` (a DECIMAL of at most 18 decimals, e.g. tokens × a per-token price)
+    rounded to the warehouse's DECIMAL(38, 10), as ``CAST(amount AS DECIMAL(38, 10))`` rounds it.
+
+    DuckDB divides 128-bit decimals in software: that cast costs about 0.7 µs a value (1.1 s
+    for 1.6M priced calls). Amounts under 1, nearly every call's, fit a 64-bit DECIMAL(18, 18),
+    whose rounding to (18, 10) gives the same digits 27× faster. ``amount`` appears twice: pass
+    a column, not an expression to compute.
+    """
+    fast = f"CAST(CAST(CAST({amount} AS DECIMAL(18, 18)) AS DECIMAL(18, 10)) AS {MONEY})"
+    return f"CASE WHEN abs({amount}) < 1 THEN {fast} ELSE CAST({amount} AS {MONEY}) END"
+
+
 def read_sql(path: Path, fmt: FileFormat, compression: str | None, *, rejects_table: str = "reject_errors") -> str:
     """The DuckDB table function that reads ``path`` as text columns (CSV) or typed (Parquet).
 

@@ -105,7 +105,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from connectors.files import expand, sql_literal
+from connectors.files import expand, round_to_money, sql_literal
 from finops.exceptions import SourceError
 from finops.warehouse import (
     MONEY,
@@ -190,15 +190,15 @@ def price_staged(batch: LoadBatch, table: str) -> None:
         f" ELSE {part(output_without_reasoning, output_price)}"
         f" + {part(reasoning, 'r.reasoning')} END"
     )
-    priced = (
+    exact = (  # DECIMAL(38, 18): rounded to MONEY once, after the parts are added
         f"CASE WHEN r.model_key IS NULL THEN NULL"
-        f" WHEN coalesce(TRY_CAST({col('cache_hit')} AS BOOLEAN), false) THEN CAST(0 AS {MONEY})"
-        f" ELSE CAST({part(tokens('input_tokens'), input_price)}"
+        f" WHEN coalesce(TRY_CAST({col('cache_hit')} AS BOOLEAN), false) THEN 0"
+        f" ELSE {part(tokens('input_tokens'), input_price)}"
         f" + {part(tokens('cached_input_tokens'), 'coalesce(r.cached_input, r.input)')}"
         f" + {part(cache_write_5m, cache_write_5m_price)}"
         f" + {part(cache_write_1h, cache_write_1h_price)}"
         f" + {output_cost}"
-        f" + coalesce(r.per_request, 0) * {requests} AS {MONEY}) END"
+        f" + coalesce(r.per_request, 0) * {requests} END"
     )
     reported_usd = (
         f"({col('reported_cost')} IS NOT NULL AND upper(coalesce({col('cost_currency')}, 'USD')) = 'USD')"
@@ -207,40 +207,29 @@ def price_staged(batch: LoadBatch, table: str) -> None:
     resolved = resolved_prices_sql(table, col, _price_relation(batch))
     keep = ", ".join(f'"{c}"' for c in _OUTPUT_COLUMNS + ("cost_currency",) if c in present)
     exclude = f" EXCLUDE ({keep})" if keep else ""
+    reported = "reported_cost" in present
+    if reported:
+        cost = f"CAST(CASE WHEN _reported_usd THEN reported_cost ELSE priced_cost END AS {MONEY})"
+        source = "CASE WHEN _reported_usd THEN 'reported' WHEN priced_cost IS NOT NULL THEN 'priced' ELSE 'unpriced' END"
+    else:
+        cost = "priced_cost"
+        source = "CASE WHEN priced_cost IS NOT NULL THEN 'priced' ELSE 'unpriced' END"
     batch.execute(
         f"""CREATE OR REPLACE TEMP TABLE "{table}" AS
         WITH resolved AS ({resolved}),
-        priced AS (
+        exact AS (
             SELECT s.*{exclude},
                 coalesce({col('cost_currency')}, 'USD') AS cost_currency,
-                {priced} AS priced_cost,
-                {reported_usd} AS _reported_usd
+                CAST({exact} AS {TOKEN_PRICE}) AS _priced_exact
+                {f", {reported_usd} AS _reported_usd" if reported else ""}
             FROM "{table}" AS s
             LEFT JOIN resolved AS r
               ON r.provider IS NOT DISTINCT FROM {col('provider')}
              AND r.model IS NOT DISTINCT FROM {col('model')}
              AND r.day IS NOT DISTINCT FROM {day}
-        )
-        SELECT * EXCLUDE (_reported_usd),
-            CAST(CASE WHEN _reported_usd THEN reported_cost ELSE priced_cost END AS {MONEY}) AS cost,
-            CASE WHEN _reported_usd THEN 'reported' WHEN priced_cost IS NOT NULL THEN 'priced'
-                 ELSE 'unpriced' END AS cost_source
-        FROM priced"""
-        if "reported_cost" in present
-        else f"""CREATE OR REPLACE TEMP TABLE "{table}" AS
-        WITH resolved AS ({resolved}),
-        priced AS (
-            SELECT s.*{exclude},
-                coalesce({col('cost_currency')}, 'USD') AS cost_currency,
-                {priced} AS priced_cost
-            FROM "{table}" AS s
-            LEFT JOIN resolved AS r
-              ON r.provider IS NOT DISTINCT FROM {col('provider')}
-             AND r.model IS NOT DISTINCT FROM {col('model')}
-             AND r.day IS NOT DISTINCT FROM {day}
-        )
-        SELECT *, CAST(priced_cost AS {MONEY}) AS cost,
-            CASE WHEN priced_cost IS NOT NULL THEN 'priced' ELSE 'unpriced' END AS cost_source
+        ),
+        priced AS (SELECT * EXCLUDE (_priced_exact), {round_to_money('_priced_exact')} AS priced_cost FROM exact)
+        SELECT * {"EXCLUDE (_reported_usd)" if reported else ""}, {cost} AS cost, {source} AS cost_source
         FROM priced"""
     )
 

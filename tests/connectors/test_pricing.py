@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 from connectors.pricing import BUNDLED_SNAPSHOT, list_prices, load_prices, price_staged
 from finops.exceptions import SourceError
 from finops.warehouse import LLM_REQUESTS_COLUMNS, Warehouse
+from tests.connectors.priced import priced_warehouse
 
 M = Decimal(1_000_000)
 
@@ -341,6 +342,25 @@ def test_pricing_is_one_sql_pass_over_many_rows(prices):
     }
     assert {m: totals[m] for m in each} == {m: 50_000 * cost for m, cost in each.items()}
     assert totals["nope"] is None and unpriced == 50_000
+
+
+def test_priced_costs_are_rounded_to_10_decimals_alike_under_and_over_one_dollar(tmp_path):
+    # Costs under $1 are rounded through a 64-bit decimal, larger ones through the 128-bit cast
+    # (connectors.files.round_to_money): both must give the digits exact arithmetic gives.
+    models = {
+        "digits": Decimal("0.000000111111111115"),  # USD per token, 18 decimals
+        "half": Decimal("0.000000000000000005"),  # n × price ends in a 5 at the 11th decimal
+        "half-over-1": Decimal("0.100000000005"),
+    }
+    wh = priced_warehouse(tmp_path / "w.duckdb", [("openai", m, p, None, None, None) for m, p in models.items()])
+    calls = [("digits", n) for n in (1, 45, 8_999_999, 9_000_000, 123_456_789)]
+    calls += [("half", n) for n in (10_000_000, 30_000_000, 250_000_000)] + [("half-over-1", 10), ("half-over-1", 9)]
+    rows = priced(wh, [{"provider": "openai", "model": m, "input_tokens": n} for m, n in calls])
+    expected = [(n * models[m]).quantize(Decimal("1e-10"), ROUND_HALF_UP) for m, n in calls]
+    assert [r["priced_cost"] for r in rows] == expected
+    assert expected[3] == Decimal("1.0000000000") and expected[2] == Decimal("0.9999998889")
+    assert expected[5:8] == [Decimal("1E-10"), Decimal("2E-10"), Decimal("1.3E-9")]
+    assert expected[8:] == [Decimal("1.0000000001"), Decimal("0.9000000000")]
 
 
 # -- CLI ------------------------------------------------------------------------------------
