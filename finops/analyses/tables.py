@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING
 
 import ibis
 
+from finops.warehouse.export import ROLLUP_OF
+
 if TYPE_CHECKING:
     from finops.config import ChargeMatch, Config
 
-ROLLUP = "charges_daily"
-REQUESTS_ROLLUP = "llm_requests_daily"
+ROLLUP, REQUESTS_ROLLUP = ROLLUP_OF  # `charges_daily` and `llm_requests_daily`, named once by the warehouse
 RESOURCE_COLUMNS = ("ResourceId", "ResourceName")
 
 

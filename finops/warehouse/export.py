@@ -55,7 +55,8 @@ EXPORTED_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 ROLLUP_OF: dict[str, str] = {"charges_daily": "charges", "llm_requests_daily": "llm_requests"}
-"""Each daily rollup and the table it sums: a rollup is read only beside its own table."""
+"""Each daily rollup and the table it sums: a rollup is read only beside its own table. The
+analyses read the rollups by these names (charges first), from here."""
 
 
 def partition_columns(table: str) -> tuple[str, ...]:
