@@ -117,7 +117,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from connectors.files import expand, sql_literal
+from connectors.files import expand, money_from_text, sql_literal
 from connectors.otel import (
     ProgressCallback,
     TraceIngestReport,
@@ -378,7 +378,7 @@ def _first_key(keys: Sequence[str]) -> str:
 
 
 def _money(text: str) -> str:
-    return f"coalesce(try_cast({text} AS {MONEY}), try_cast(try_cast({text} AS DOUBLE) AS {MONEY}))"
+    return f"coalesce({money_from_text(text)}, try_cast(try_cast({text} AS DOUBLE) AS {MONEY}))"
 
 
 def _time(text: str) -> str:
