@@ -217,6 +217,62 @@ def test_a_new_warehouse_file_is_in_duckdb_1_4_format_and_an_older_file_keeps_it
         assert rollup_differences(wh) == (0, 0)
 
 
+def _finops(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "finops.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "250", **env}, timeout=300)  # fmt: skip
+
+
+def _fingerprints(path) -> dict[str, tuple]:
+    """Every table's row count and sum of row hashes: equal only when the rows are."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
+        return {t: con.execute(f'SELECT count(*), sum(hash(t)) FROM "{t}" AS t').fetchone() for t in tables}
+
+
+def test_migrate_rewrite_file_moves_an_older_file_to_the_current_format_with_every_row(tmp_path):
+    storage = "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()"
+    path = tmp_path / "old.duckdb"
+    duckdb.connect(str(path)).close()  # DuckDB's default format, as earlier finops versions made them
+    wh = Warehouse(path)
+    july = make_rows(300, period="2026-07")
+    july[7]["BilledCost"] = "n/a"  # one row for the quarantine
+    focus.ingest(wh, [write_csv(tmp_path / "july.csv", july, "1.0").path])
+    restated = write_csv(tmp_path / "july-restated.csv", make_rows(300, period="2026-07", scale="2"), "1.0")
+    focus.ingest(wh, [restated.path])  # the first July's rows are deleted: space the rewrite gives back
+    before = _fingerprints(path)
+    assert before["charges"][0] == 300 and before["quarantine"][0] == 1 and before["ingest_batches"][0] == 2
+
+    hint = _finops("migrate", "--warehouse", str(path))
+    assert hint.returncode == 0, hint.stderr
+    assert "v1.0.0+ storage format" in hint.stdout and "finops migrate --rewrite-file" in hint.stdout
+
+    # A reader holding the file makes the rewrite give up after the lock timeout, changing nothing.
+    reader = hold_read_only(path, 6)
+    busy = _finops("migrate", "--rewrite-file", "--warehouse", str(path), FINOPS_LOCK_TIMEOUT="1")
+    reader.wait()
+    assert busy.returncode != 0 and "in use by" in busy.stderr
+    assert _fingerprints(path) == before and wh.query(storage).item() == "v1.0.0+"
+
+    (tmp_path / "old.duckdb.rewrite").write_text("left by an interrupted rewrite")
+    size_before = path.stat().st_size
+    run = _finops("migrate", "--rewrite-file", "--warehouse", str(path))
+    assert run.returncode == 0, run.stderr
+    assert "storage format v1.0.0+ → v1.4.0+" in run.stdout and "each table checked row for row" in run.stdout
+    assert wh.query(storage).item() == "v1.4.0+"
+    assert _fingerprints(path) == before
+    assert path.stat().st_size < size_before
+    assert sorted(p.name for p in tmp_path.glob("old.duckdb*")) == ["old.duckdb"]
+    assert "storage format" not in _finops("migrate", "--warehouse", str(path)).stdout
+
+    # The rewritten warehouse loads on: the next batch, the same totals per month, the rollup in step.
+    august = write_csv(tmp_path / "august.csv", make_rows(50, period="2026-08"), "1.0")
+    focus.ingest(wh, [august.path])
+    assert wh.query("SELECT max(batch_id) FROM ingest_batches").item() == 3
+    assert wh.query("SELECT count(*), sum(BilledCost) FROM charges").row(0) == (
+        350, restated.total("BilledCost") + august.total("BilledCost"))
+    assert rollup_differences(wh) == (0, 0)
+
+
 def test_source_state_is_saved_with_the_load_it_describes(tmp_path):
     wh = Warehouse(tmp_path / "w.duckdb")
     with wh.load("test", "mem://") as batch:
