@@ -44,9 +44,9 @@ import ibis.expr.types as ir
 import polars as pl
 
 from finops.analyses import cache
-from finops.analyses.classify import accelerator_instance, drop_rule_inputs, rule_inputs, search
+from finops.analyses.classify import accelerator_instance, decide_per_distinct, drop_rule_inputs, rule_inputs, search
 from finops.analyses.reconcile import GATEWAY_PROVIDER_SQL, billed_provider, gateway_provider
-from finops.analyses.spend import _check_basis, _lookup, decide_per_distinct, with_department
+from finops.analyses.spend import _check_basis, _lookup, with_department
 from finops.analyses.tables import call_count, charges_table, requests_table
 from finops.analyses.unit_economics import base_model, model_key
 from finops.analyses.usage import SOURCE_PRIORITY, keep_best

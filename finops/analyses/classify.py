@@ -274,18 +274,49 @@ def classify(charges: ibis.Table, rules: list[Rule] | None = None) -> ibis.Table
     # The rules' dozens of regular expressions run once per distinct combination of what they
     # read (tens of thousands), not once per line item (millions), and the answer is joined back.
     keys = [f"_rule_{name}" if name != "tag_keys" else "_rule_tag_keys_text" for name in sorted(read)]
-    combos = staged.group_by(*keys, *(["_rule_tag_keys"] if "tag_keys" in read else [])).aggregate(
-        _rule_rows=staged.count()
+    carried = {"_rule_tag_keys": staged._rule_tag_keys} if "tag_keys" in read else {}
+
+    def decided(combos: ibis.Table) -> dict[str, ir.StringValue]:
+        fields = dataclasses.fields(RuleInputs)
+        return _decide(rules, RuleInputs(**{f.name: combos[f"_rule_{f.name}"] if f.name in read else None for f in fields}))
+
+    return drop_rule_inputs(
+        decide_per_distinct(
+            staged,
+            {key: staged[key] for key in keys},
+            carried=carried,
+            workload=lambda combos: decided(combos)["workload"],
+            workload_rule=lambda combos: decided(combos)["workload_rule"],
+        )
     )
-    combo_inputs = RuleInputs(**{f.name: combos[f"_rule_{f.name}"] if f.name in read else None
-                                 for f in dataclasses.fields(RuleInputs)})  # fmt: skip
-    # ``_rule_rows > 0`` always holds. It makes the answer depend on the grouping's result, so an
-    # optimizer cannot push a filter on the workload below the grouping (DuckDB does, when the
-    # answer reads group keys only), which would run every rule on every row again.
-    decided = combos.select(
-        *keys, **{name: ibis.cases((combos._rule_rows > 0, value)) for name, value in _decide(rules, combo_inputs).items()}
+
+
+def decide_per_distinct(
+    t: ibis.Table,
+    keys: dict[str, ir.Value],
+    *,
+    carried: dict[str, ir.Value] | None = None,
+    **decisions: Callable[[ibis.Table], ir.Value],
+) -> ibis.Table:
+    """``t`` plus a column per decision, each computed once per distinct ``keys`` and joined back.
+
+    ``keys`` are named expressions over ``t`` (never NULL: a NULL key would not join back);
+    each decision is a function of the table of distinct keys. ``carried`` are expressions the
+    keys determine (an array whose text is a key): decisions can read them, but they are not
+    joined on, as arrays and maps are not join keys on every engine. Why: a lookup of dozens of
+    CASE branches, regular expressions and string functions costs microseconds per row, and
+    millions of line items have only tens or hundreds of owners or rule inputs.
+    """
+    carried = carried or {}
+    keyed = t.mutate(**keys, **carried)
+    distinct = keyed.group_by(*keys, *carried).aggregate(_distinct_rows=keyed.count())
+    # ``_distinct_rows > 0`` always holds: the answer depends on the grouping, so an optimizer cannot
+    # push a filter on it below the grouping (DuckDB does), which would decide per row again.
+    decided = distinct.select(
+        *keys,
+        **{name: ibis.cases((distinct._distinct_rows > 0, decide(distinct))) for name, decide in decisions.items()},
     )
-    return drop_rule_inputs(staged.inner_join(decided, keys))
+    return keyed.inner_join(decided, list(keys)).drop(*keys, *carried)
 
 
 def _decide(rules: list[Rule], inputs: RuleInputs) -> dict[str, ir.StringValue]:

@@ -24,7 +24,6 @@ Conventions shared by all views:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
@@ -36,7 +35,7 @@ import polars as pl
 from ibis import _
 
 from finops.analyses import cache
-from finops.analyses.classify import WORKLOADS, classify, is_ai, is_fallback_rule, rules_for
+from finops.analyses.classify import WORKLOADS, classify, decide_per_distinct, is_ai, is_fallback_rule, rules_for
 from finops.analyses.tables import charges_table, line_count
 from finops.config import COST_BASES, UNALLOCATED, Config, CostBasis
 from finops.exceptions import AnalysisError
@@ -211,27 +210,6 @@ def with_department(charges: ibis.Table, config: Config) -> ibis.Table:
         return _department(owners._dept_sub_account, tags, config)
 
     return decide_per_distinct(charges, owner_keys, department=department)
-
-
-def decide_per_distinct(
-    t: ibis.Table, keys: dict[str, ir.Value], **decisions: Callable[[ibis.Table], ir.Value]
-) -> ibis.Table:
-    """``t`` plus a column per decision, each computed once per distinct ``keys`` and joined back.
-
-    ``keys`` are named expressions over ``t`` (never NULL: a NULL key would not join back);
-    each decision is a function of the table of distinct keys. Why: a lookup of dozens of CASE
-    branches and string functions costs microseconds per row, and millions of line items have
-    only tens or hundreds of owners.
-    """
-    keyed = t.mutate(**keys)
-    distinct = keyed.group_by(*keys).aggregate(_distinct_rows=keyed.count())
-    # ``_distinct_rows > 0`` always holds: the answer depends on the grouping, so an optimizer cannot
-    # push a filter on it below the grouping (DuckDB does), which would decide per row again.
-    decided = distinct.select(
-        *keys,
-        **{name: ibis.cases((distinct._distinct_rows > 0, decide(distinct))) for name, decide in decisions.items()},
-    )
-    return keyed.inner_join(decided, list(keys)).drop(*keys)
 
 
 def _department(sub_account: ir.StringValue, tags: ir.MapValue | None, config: Config) -> ir.StringValue:
