@@ -278,7 +278,8 @@ def classify(charges: ibis.Table, rules: list[Rule] | None = None) -> ibis.Table
 
     def decided(combos: ibis.Table) -> dict[str, ir.StringValue]:
         fields = dataclasses.fields(RuleInputs)
-        return _decide(rules, RuleInputs(**{f.name: combos[f"_rule_{f.name}"] if f.name in read else None for f in fields}))
+        values = {f.name: combos[f"_rule_{f.name}"] if f.name in read else None for f in fields}
+        return _decide(rules, RuleInputs(**values))
 
     return drop_rule_inputs(
         decide_per_distinct(

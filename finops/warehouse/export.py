@@ -121,7 +121,7 @@ def export_parquet(
                     # An empty table still gets its folder and one file, so readers find its schema.
                     if rows:
                         con.execute(
-                            f"COPY ({select}) TO '{_sql_path(folder)}' "
+                            f"COPY ({select}) TO '{sql_path(folder)}' "
                             f"(FORMAT parquet, PARTITION_BY ({', '.join(partition_by)}), COMPRESSION zstd)"
                         )
                         partitions = _count_partitions(folder, len(partition_by))
@@ -162,7 +162,7 @@ def read_manifest(out_dir: str | Path) -> dict | None:
 
 
 def _copy_one_file(con, select: str, folder: Path) -> None:
-    con.execute(f"COPY ({select}) TO '{_sql_path(folder / 'data_0.parquet')}' (FORMAT parquet, COMPRESSION zstd)")
+    con.execute(f"COPY ({select}) TO '{sql_path(folder / 'data_0.parquet')}' (FORMAT parquet, COMPRESSION zstd)")
 
 
 def _count_partitions(folder: Path, depth: int) -> int:
@@ -182,5 +182,6 @@ def _swap_in(staging: Path, target: Path) -> None:
         staging.rename(target)
 
 
-def _sql_path(path: Path) -> str:
+def sql_path(path: Path) -> str:
+    """``path`` for a single-quoted SQL literal."""
     return str(path).replace("'", "''")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from finops.exceptions import WarehouseError
+from finops.warehouse.export import sql_path
 
 if TYPE_CHECKING:
     from finops.warehouse import Warehouse
@@ -81,7 +82,7 @@ def rewrite_file(wh: Warehouse, progress: ProgressCallback | None = None) -> Fil
                     " AND schema_name = 'main' AND NOT temporary ORDER BY table_name"
                 ).fetchall()
             ]
-            con.execute(f"ATTACH '{_literal(str(copy))}' AS {_COPY} (STORAGE_VERSION '{STORAGE_VERSION}')")
+            con.execute(f"ATTACH '{sql_path(copy)}' AS {_COPY} (STORAGE_VERSION '{STORAGE_VERSION}')")
             try:
                 con.execute(f"COPY FROM DATABASE {source} TO {_COPY} (SCHEMA)")
                 for done, table in enumerate(tables):
@@ -125,7 +126,3 @@ def _remove(path: Path) -> None:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return text.replace("'", "''")
