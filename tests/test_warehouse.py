@@ -225,8 +225,9 @@ def _finops(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 def _fingerprints(path) -> dict[str, tuple]:
     """Every table's row count and sum of row hashes: equal only when the rows are."""
     with duckdb.connect(str(path), read_only=True) as con:
-        tables = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
-        return {t: con.execute(f'SELECT count(*), sum(hash(t)) FROM "{t}" AS t').fetchone() for t in tables}
+        tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY ALL").fetchall()
+        return {f"{schema}.{t}": con.execute(f'SELECT count(*), sum(hash(t)) FROM "{schema}"."{t}" AS t').fetchone()
+                for schema, t in tables}  # fmt: skip
 
 
 def test_migrate_rewrite_file_moves_an_older_file_to_the_current_format_with_every_row(tmp_path):
@@ -239,8 +240,12 @@ def test_migrate_rewrite_file_moves_an_older_file_to_the_current_format_with_eve
     focus.ingest(wh, [write_csv(tmp_path / "july.csv", july, "1.0").path])
     restated = write_csv(tmp_path / "july-restated.csv", make_rows(300, period="2026-07", scale="2"), "1.0")
     focus.ingest(wh, [restated.path])  # the first July's rows are deleted: space the rewrite gives back
+    with duckdb.connect(str(path)) as con:  # an analyst's own table and view live in the file too
+        con.execute("CREATE SCHEMA scratch; CREATE TABLE scratch.notes AS SELECT 'check July' AS note;"
+                    " CREATE VIEW july AS SELECT * FROM charges WHERE BillingPeriodStart = DATE '2026-07-01'")
     before = _fingerprints(path)
-    assert before["charges"][0] == 300 and before["quarantine"][0] == 1 and before["ingest_batches"][0] == 2
+    assert before["main.charges"][0] == 300 and before["main.quarantine"][0] == 1
+    assert before["main.ingest_batches"][0] == 2 and before["scratch.notes"][0] == 1
 
     hint = _finops("migrate", "--warehouse", str(path))
     assert hint.returncode == 0, hint.stderr
@@ -260,6 +265,7 @@ def test_migrate_rewrite_file_moves_an_older_file_to_the_current_format_with_eve
     assert "storage format v1.0.0+ → v1.4.0+" in run.stdout and "each table checked row for row" in run.stdout
     assert wh.query(storage).item() == "v1.4.0+"
     assert _fingerprints(path) == before
+    assert wh.query("SELECT count(*) FROM july").item() == 300
     assert path.stat().st_size < size_before
     assert sorted(p.name for p in tmp_path.glob("old.duckdb*")) == ["old.duckdb"]
     assert "storage format" not in _finops("migrate", "--warehouse", str(path)).stdout

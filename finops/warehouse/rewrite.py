@@ -75,22 +75,23 @@ def rewrite_file(wh: Warehouse, progress: ProgressCallback | None = None) -> Fil
             format_before = storage_format(con)
             database = con.execute("SELECT current_database()").fetchone()[0]
             source = _ident(database)
-            tables = [
-                t
-                for (t,) in con.execute(
-                    "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
-                    " AND schema_name = 'main' AND NOT temporary ORDER BY table_name"
+            # Every schema's tables: an analyst's own tables are the warehouse's too.
+            tables = {
+                (table if schema == "main" else f"{schema}.{table}"): f"{_ident(schema)}.{_ident(table)}"
+                for schema, table in con.execute(
+                    "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()"
+                    " AND NOT temporary ORDER BY schema_name <> 'main', schema_name, table_name"
                 ).fetchall()
-            ]
+            }  # shown name → qualified SQL name
             con.execute(f"ATTACH '{sql_path(copy)}' AS {_COPY} (STORAGE_VERSION '{STORAGE_VERSION}')")
             try:
                 con.execute(f"COPY FROM DATABASE {source} TO {_COPY} (SCHEMA)")
-                for done, table in enumerate(tables):
-                    report(f"copying {table}", done, len(tables))
-                    con.execute(f"INSERT INTO {_COPY}.main.{_ident(table)} SELECT * FROM {source}.main.{_ident(table)}")
-                for done, table in enumerate(tables):
-                    report(f"checking {table}", done, len(tables))
-                    rows[table] = _check_copy(con, source, table)
+                for done, (shown, table) in enumerate(tables.items()):
+                    report(f"copying {shown}", done, len(tables))
+                    con.execute(f"INSERT INTO {_COPY}.{table} SELECT * FROM {source}.{table}")
+                for done, (shown, table) in enumerate(tables.items()):
+                    report(f"checking {shown}", done, len(tables))
+                    rows[shown] = _check_copy(con, source, table, shown)
                 report("checked", len(tables), len(tables))
                 format_after = storage_format(con, _COPY)
                 con.execute(f"CHECKPOINT {_COPY}")
@@ -106,14 +107,14 @@ def rewrite_file(wh: Warehouse, progress: ProgressCallback | None = None) -> Fil
     return FileRewrite(path, format_before, format_after, bytes_before, path.stat().st_size, rows)
 
 
-def _check_copy(con: duckdb.DuckDBPyConnection, source: str, table: str) -> int:
+def _check_copy(con: duckdb.DuckDBPyConnection, source: str, table: str, shown: str) -> int:
     """The table's row count, after checking the copy has the same rows (count and sum of row hashes)."""
-    fingerprint = "SELECT count(*), sum(hash(t)) FROM {}.main.{} AS t"
-    original = con.execute(fingerprint.format(source, _ident(table))).fetchone()
-    copied = con.execute(fingerprint.format(_COPY, _ident(table))).fetchone()
+    fingerprint = "SELECT count(*), sum(hash(t)) FROM {}.{} AS t"
+    original = con.execute(fingerprint.format(source, table)).fetchone()
+    copied = con.execute(fingerprint.format(_COPY, table)).fetchone()
     if original != copied:
         raise WarehouseError(
-            f"the rewritten copy of {table} differs: {original[0]:,} rows in the warehouse, {copied[0]:,} in the copy;"
+            f"the rewritten copy of {shown} differs: {original[0]:,} rows in the warehouse, {copied[0]:,} in the copy;"
             " the warehouse was not rewritten"
         )
     return original[0]
