@@ -421,13 +421,18 @@ def ingest_rows(wh: Warehouse, path: str | Path, *, progress: ProgressCallback |
         columns = ", ".join(f"CAST({name} AS VARCHAR) AS {name}" for name, _ in _SELECTED)
         report(f"reading {path.name}", 0, 1)
         source = _with_metadata_values(relation) if "metadata" in present else relation
-        # The rows are mapped straight from the file, as the text a page of the table would hold
-        # (staging that text first was a third of a file's time); the file is read again only
-        # to quarantine, when some rows were not mapped.
-        rows = f"(SELECT {row_number} AS _row, {columns} FROM (SELECT {select}{carried} FROM {source}))"
-        rows_read = batch.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
+        rows = f"SELECT {row_number} AS _row, {columns} FROM (SELECT {select}{carried} FROM {source})"
+        if reader == "read_parquet":
+            # Mapped straight from the file, as the text a page of the table would hold (staging
+            # that text first was a third of a file's time): Parquet counts its rows from its
+            # footer, and is read again only to quarantine, when some rows were not mapped.
+            rows = f"({rows})"
+            rows_read = batch.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
+        else:  # CSV and JSON lines are counted only by parsing them: staging the text counts for free
+            rows_read, rows = batch.stage("litellm_page", rows), "litellm_page"
         good = batch.stage("litellm_requests", _requests_sql(rows, batch.batch_id, key))
         _stage_bad_rows(batch, str(path), clean=good == rows_read, append=False, raw=rows)
+        batch.execute("DROP TABLE IF EXISTS litellm_page")  # its memory, before the insert
         result, totals, sample = _finish(batch, rows_read, {}, lambda label: report(label, 1, 1))
     return LiteLLMReport(result, str(path), None, None, 1, result.rows_loaded - result.rows_replaced, totals, sample)
 

@@ -318,16 +318,23 @@ def test_zero_spend_is_priced_or_unpriced_never_free(spend_db, tmp_path):
     assert got["req-00003"]["cost_source"] == "reported" and got["req-00003"]["cost"] == 0
 
 
-def test_rows_from_a_parquet_copy_of_the_table(tmp_path):
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_rows_from_a_file_copy_of_the_table(tmp_path, suffix):
     """ingest_rows: the same mapping from a file; text metadata that is not JSON is quarantined."""
     import pyarrow as pa
+    import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
     rows = make_rows(20)
     records = [{**r, **{c: json.dumps(r[c]) for c in JSONB_COLUMNS}, "spend": float(r["spend"])} for r in rows]
     records[7]["metadata"] = '{"usage_object": {"prompt_tokens": 12'  # cut off: not JSON
-    path = tmp_path / "spend_logs.parquet"
-    pq.write_table(pa.Table.from_pylist(records), path)
+    path = tmp_path / f"spend_logs{suffix}"
+    if suffix == ".parquet":
+        pq.write_table(pa.Table.from_pylist(records), path)
+    elif suffix == ".csv":
+        pa_csv.write_csv(pa.Table.from_pylist(records), path)
+    else:
+        path.write_text("".join(json.dumps(r, default=str) + "\n" for r in records))
     wh = Warehouse(tmp_path / "wh.duckdb")
     report = litellm.ingest_rows(wh, path)
     r = report.result
