@@ -431,19 +431,29 @@ def test_readers_in_several_processes_spill_past_their_memory_limit_without_cras
 
 
 def _load_calls(wh: Warehouse, calls: list[tuple], **replace) -> None:
-    """Load model calls (request_id, start, end, task_id, input, output, cost) as a keyed trace load does."""
+    """Load model calls (request_id, start, end, task_id, input, output, cost[, x_Source; else 'otel'])
+    as a keyed trace load does."""
+
+    def source(call: tuple) -> str:
+        name = call[7] if len(call) > 7 else "otel"
+        return "NULL" if name is None else "'" + name.replace("'", "''") + "'"
+
     values = ", ".join(
-        f"('{r}', TIMESTAMP '{s}', TIMESTAMP '{e}', '{t}', {i}, {o}, {c}::DECIMAL(38,10))" for r, s, e, t, i, o, c in calls
+        f"('{r}', TIMESTAMP '{s}', TIMESTAMP '{e}', '{t}', {i}, {o}, {c}::DECIMAL(38,10), {source(call)})"
+        for call in calls
+        for r, s, e, t, i, o, c in [call[:7]]
     )
     with wh.load("otel", "mem://") as batch:
-        batch.stage("calls", f"SELECT 'otel' AS x_Source, 'openai' AS provider, 'gpt-test' AS model, 'priced' AS cost_source,"
+        batch.stage("calls", f"SELECT 'openai' AS provider, 'gpt-test' AS model, 'priced' AS cost_source,"
                              f" * FROM (VALUES {values}) AS v(request_id, period_start, period_end, task_id,"
-                             " input_tokens, output_tokens, cost)")
+                             " input_tokens, output_tokens, cost, x_Source)")
         batch.replace_partitions("llm_requests", "SELECT * FROM calls", partition_by=("x_Source", "request_id"),
                                  rows_read=len(calls), **replace)
 
 
-def test_the_request_rollup_sums_each_days_calls_and_follows_every_reload(tmp_path):
+@pytest.mark.parametrize("listed", [warehouse_module._LISTED_REQUEST_DAYS, 1], ids=["days-listed", "days-joined"])
+def test_the_request_rollup_sums_each_days_calls_and_follows_every_reload(tmp_path, monkeypatch, listed):
+    monkeypatch.setattr(warehouse_module, "_LISTED_REQUEST_DAYS", listed)  # past it, a join with the days
     wh = Warehouse(tmp_path / "w.duckdb")
     calls = [
         ("r1", "2026-07-01 09:00", "2026-07-01 09:00:02", "t1", 100, 10, "0.5"),
@@ -478,6 +488,36 @@ def test_the_request_rollup_sums_each_days_calls_and_follows_every_reload(tmp_pa
     assert request_rollup_differences(wh) == (0, 0)
     assert wh.query("SELECT sum(x_Calls)::BIGINT, sum(cost), count(*) FILTER (task_id = 't2') FROM llm_requests_daily"
                     ).row(0) == (5, Decimal("2.31"), 0)
+
+    # One load's calls from several sources (a quote in one name, none in another), each on its
+    # own days: every (source, day) is rebuilt, and only those.
+    _load_calls(wh, [("a1", "2026-07-01 12:00", "2026-07-01 12:00:01", "t4", 3, 3, "0.7", "agent's traces"),
+                     ("a2", "2026-07-05 12:00", "2026-07-05 12:00:01", "t4", 3, 3, "0.8", None),
+                     ("a3", "2026-07-05 13:00", "2026-07-05 13:00:01", "t4", 3, 3, "0.9", "otel")])
+    assert request_rollup_differences(wh) == (0, 0)
+    # a1 and a2 move, and the otel calls of task t3 go: three sources' days rebuilt in one load.
+    _load_calls(wh, [("a1", "2026-07-06 12:00", "2026-07-06 12:00:01", "t4", 3, 3, "0.75", "agent's traces"),
+                     ("a2", "2026-07-01 12:00", "2026-07-01 12:00:01", "t4", 3, 3, "0.85", None)],
+                also_delete_where="task_id = 't3'")
+    assert request_rollup_differences(wh) == (0, 0)
+    by_source_day = wh.query("SELECT coalesce(x_Source, '-'), period_start::DATE::VARCHAR, sum(x_Calls)::BIGINT,"
+                             " sum(cost) FROM llm_requests_daily GROUP BY ALL ORDER BY ALL").rows()
+    assert by_source_day == [
+        ("-", "2026-07-01", 1, Decimal("0.85")),
+        ("agent's traces", "2026-07-06", 1, Decimal("0.75")),
+        ("otel", "2026-07-01", 2, Decimal("0.51")),
+        ("otel", "2026-07-02", 1, Decimal("0.2")),
+        ("otel", "2026-07-03", 1, Decimal("1.5")),
+        ("otel", "2026-07-05", 1, Decimal("0.9")),
+    ]
+
+    with wh.load("otel", "mem://") as batch:  # a load of no calls rebuilds no day
+        batch.stage("none", "SELECT * FROM llm_requests LIMIT 0")
+        empty = batch.replace_partitions("llm_requests", "SELECT * FROM none", partition_by=("x_Source", "request_id"),
+                                         rows_read=0)
+    assert (empty.rows_loaded, empty.rows_replaced) == (0, 0)
+    assert request_rollup_differences(wh) == (0, 0)
+    assert wh.query("SELECT sum(x_Calls)::BIGINT, sum(cost) FROM llm_requests_daily").row(0) == (7, Decimal("4.71"))
 
 
 def test_a_version_5_warehouse_gets_the_request_rollup_of_its_calls(tmp_path, monkeypatch):

@@ -325,6 +325,17 @@ _HAS_TOKENS = (
 )
 
 
+_LISTED_REQUEST_DAYS = 5_000
+"""Up to this many (x_Source, day) pairs, a load's `llm_requests_daily` rebuild names them as literals."""
+
+
+def _same_source_on_days(source: str | None, days: Sequence[datetime]) -> str:
+    """SQL: a `llm_requests` row (aliased ``target``) of ``source`` starting on one of ``days``."""
+    same_source = "target.x_Source IS NULL" if source is None else "target.x_Source = '" + source.replace("'", "''") + "'"
+    listed = ", ".join(f"TIMESTAMP '{day}'" for day in days)
+    return f"({same_source} AND date_trunc('day', target.period_start) IN ({listed}))"
+
+
 def llm_requests_daily_sql(where: str = "TRUE") -> str:
     """SQL selecting the `llm_requests_daily` rows (columns in table order) of the `llm_requests`
     rows (aliased ``target``) matching ``where``."""
@@ -1051,12 +1062,21 @@ class LoadBatch:
             " AND date_trunc('day', target.period_start) IS NOT DISTINCT FROM d.day"
         )
         con.execute(f"DELETE FROM llm_requests_daily AS target USING _request_days AS d WHERE {same_day}")
-        rows = f"EXISTS (SELECT 1 FROM _request_days AS d WHERE {same_day})"
         first, last, undated = con.execute("SELECT min(day), max(day), count(*) - count(day) FROM _request_days").fetchone()
+        days = con.execute(f"SELECT x_Source, day FROM _request_days LIMIT {_LISTED_REQUEST_DAYS + 1}").fetchall()
+        if len(days) <= _LISTED_REQUEST_DAYS and not undated:
+            # The days as literals, not a join: DuckDB plans a join with the rows this transaction
+            # wrote as if the table held only the committed ones, and when it held none (the first
+            # load) built its hash table from all the new rows (1.7M calls: 1.9 s instead of 0.7 s).
+            sources = dict.fromkeys(source for source, _ in days)
+            rows = " OR ".join(_same_source_on_days(s, [day for source, day in days if source == s]) for s in sources)
+            rows = rows or "FALSE"  # no calls written or deleted
+        else:
+            rows = f"EXISTS (SELECT 1 FROM _request_days AS d WHERE {same_day})"
         if first is not None and not undated:  # a literal range lets DuckDB skip the other days' row groups
             rows = (
                 f"target.period_start >= TIMESTAMP '{first}'"
-                f" AND target.period_start < TIMESTAMP '{last}' + INTERVAL 1 DAY AND {rows}"
+                f" AND target.period_start < TIMESTAMP '{last}' + INTERVAL 1 DAY AND ({rows})"
             )
         con.execute(f"INSERT INTO llm_requests_daily BY NAME ({llm_requests_daily_sql(rows)})")
 
