@@ -20,9 +20,12 @@ How a load goes:
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from connectors.files import (
@@ -129,30 +132,41 @@ class IngestReport:
 
 
 def inspect(paths: Sequence[Path]) -> list[FocusFile]:
-    """Check that each file is readable FOCUS; raise before anything is written."""
-    files = []
-    with Warehouse.scratch() as con:
-        for path in paths:
-            fmt, compression = detect_format(path)
-            if compression == "gzip":
-                verify_gzip(path)
-            types = describe_columns(con, path, fmt, compression)
-            by_lower = {name.strip().lower(): name for name in types}
-            columns = {focus: by_lower[focus.lower()] for focus in FOCUS_COLUMNS if focus.lower() in by_lower}
-            missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-            if missing:
-                raise NotFocusError(
-                    f"{path}: not a FOCUS file: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
-                    hint="FOCUS 1.0–1.3 files have these columns; for a provider's native export use its own connector",
-                )
-            known = set(columns.values())
-            ignored = tuple(name for name in types if name not in known)
-            version = "1.0"
-            for candidate, added in ADDED_IN.items():
-                if any(c in columns for c in added):
-                    version = candidate
-            files.append(FocusFile(path, fmt, compression, version, columns, types, ignored))
-    return files
+    """Check that each file is readable FOCUS; raise before anything is written.
+
+    The files are looked at side by side, one per core: a gzip CSV is read in one thread, and
+    both the gzip check and DuckDB's sniffing of its header read the whole file (72 monthly
+    15k-line parts: 10.7 s one after another). The first bad file, in the order given, is raised.
+    """
+    with Warehouse.scratch() as con, ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1) or 1) as pool:
+
+        def inspect_file(path: Path) -> FocusFile:
+            with con.cursor() as cursor:
+                return _inspect_file(cursor, path)
+
+        return list(pool.map(inspect_file, paths))
+
+
+def _inspect_file(con: duckdb.DuckDBPyConnection, path: Path) -> FocusFile:
+    fmt, compression = detect_format(path)
+    if compression == "gzip":
+        verify_gzip(path)
+    types = describe_columns(con, path, fmt, compression)
+    by_lower = {name.strip().lower(): name for name in types}
+    columns = {focus: by_lower[focus.lower()] for focus in FOCUS_COLUMNS if focus.lower() in by_lower}
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise NotFocusError(
+            f"{path}: not a FOCUS file: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+            hint="FOCUS 1.0–1.3 files have these columns; for a provider's native export use its own connector",
+        )
+    known = set(columns.values())
+    ignored = tuple(name for name in types if name not in known)
+    version = "1.0"
+    for candidate, added in ADDED_IN.items():
+        if any(c in columns for c in added):
+            version = candidate
+    return FocusFile(path, fmt, compression, version, columns, types, ignored)
 
 
 def ingest(

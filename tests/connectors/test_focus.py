@@ -168,6 +168,14 @@ def test_a_truncated_gzip_is_refused_before_anything_is_written(wh, tmp_path):
     with pytest.raises(SourceError, match="restated.csv.gz: truncated gzip"):
         focus.ingest(wh, [truncated])
     assert totals(wh) == before
+    # Files are inspected side by side; the error is the first bad file's in the order given.
+    other = tmp_path / "invoice.csv"
+    other.write_text("date,amount\n2026-07-01,3.50\n")
+    with pytest.raises(SourceError, match="restated.csv.gz: truncated gzip"):
+        focus.ingest(wh, [july.path, truncated, big.path, other])
+    with pytest.raises(NotFocusError, match="invoice.csv"):
+        focus.ingest(wh, [big.path, other, july.path, truncated])
+    assert totals(wh) == before
 
 
 def test_a_failure_half_way_keeps_previous_data_and_marks_the_batch_failed(wh, tmp_path):
