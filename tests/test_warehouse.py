@@ -451,9 +451,14 @@ def _load_calls(wh: Warehouse, calls: list[tuple], **replace) -> None:
                                  rows_read=len(calls), **replace)
 
 
-@pytest.mark.parametrize("listed", [warehouse_module._LISTED_REQUEST_DAYS, 1], ids=["days-listed", "days-joined"])
-def test_the_request_rollup_sums_each_days_calls_and_follows_every_reload(tmp_path, monkeypatch, listed):
-    monkeypatch.setattr(warehouse_module, "_LISTED_REQUEST_DAYS", listed)  # past it, a join with the days
+@pytest.mark.parametrize("days, sources", [(None, None), (1, None), (None, 1)],
+                         ids=["days-listed", "days-joined", "sources-joined"])  # fmt: skip
+def test_the_request_rollup_sums_each_days_calls_and_follows_every_reload(tmp_path, monkeypatch, days, sources):
+    # Past either limit, the rebuild joins the days instead of listing them.
+    if days is not None:
+        monkeypatch.setattr(warehouse_module, "_LISTED_REQUEST_DAYS", days)
+    if sources is not None:
+        monkeypatch.setattr(warehouse_module, "_LISTED_REQUEST_SOURCES", sources)
     wh = Warehouse(tmp_path / "w.duckdb")
     calls = [
         ("r1", "2026-07-01 09:00", "2026-07-01 09:00:02", "t1", 100, 10, "0.5"),
