@@ -44,18 +44,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import posixpath
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from connectors import focus
 from connectors.azure.discover import (
     SOURCE_KIND,
+    ExportObject,
     ExportRun,
     ExportType,
     ProgressCallback,
@@ -191,10 +193,10 @@ def ingest(
         for run in runs:
             run.check_complete()
             files = []
-            for obj in run.files:
-                report(f"fetching {posixpath.basename(obj.name)}", done, total)
-                files.append(_inspect(con, obj, run.store.fetch(obj, Path(scratch_dir))))
+            for file in _fetch_and_inspect(con, run, Path(scratch_dir)):
                 done += 1
+                report(f"fetched {file.path.name}", done, total)
+                files.append(file)
             plans.append(_plan(con, run, files))
         plans = _merge_loose_files(plans)
         native = [p for p in plans if p.export_type != "focus"]
@@ -204,6 +206,23 @@ def ingest(
         if focus_plans:
             loads.append(_load_focus(wh, focus_plans, progress))
     return AzureIngestReport(loads, skipped)
+
+
+FETCHES_AT_ONCE = 4
+"""Export files downloaded and checked side by side: a download waits on the network, a check
+(the gzip stream, the header) reads the whole file in one thread."""
+
+
+def _fetch_and_inspect(con: duckdb.DuckDBPyConnection, run: ExportRun, scratch: Path) -> Iterator[AzureFile]:
+    """Each of ``run``'s files downloaded (blobs) and checked, in the run's order; the first bad
+    file in that order is the one raised."""
+
+    def fetch_and_inspect(obj: ExportObject) -> AzureFile:
+        with con.cursor() as cursor:
+            return _inspect(cursor, obj, run.store.fetch(obj, scratch))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(FETCHES_AT_ONCE, len(run.files)))) as pool:
+        yield from pool.map(fetch_and_inspect, run.files)
 
 
 def _load_focus(wh: Warehouse, plans: list[_Plan], progress: ProgressCallback | None) -> AzureLoad:

@@ -476,6 +476,20 @@ def test_a_manifest_listing_a_missing_part_is_an_error(wh, tmp_path):
         azure.ingest(wh, str(tmp_path / "exports"))
 
 
+def test_a_runs_parts_are_checked_side_by_side_and_the_first_bad_one_in_order_is_named(wh, tmp_path):
+    parts = {f"part_{n}_0001.csv": [line(f"{n + 1}.00")] for n in range(4)}
+    run = write_run(tmp_path / "exports" / "x", "20260701-20260731", "r1", "2026-07-02T00:00:00Z", "ActualCost", parts)
+    (run / "part_1_0001.csv").write_text("id,amount\n1,2.50\n")
+    (run / "part_3_0001.csv").write_text("id,amount\n1,4.50\n")
+    with pytest.raises(azure.NotAzureExportError, match="part_1_0001.csv: not an Azure cost export"):
+        azure.ingest(wh, str(tmp_path / "exports"))
+    assert not wh.exists() or wh.query("SELECT count(*) FROM ingest_batches").item() == 0
+    for n in (1, 3):  # put right, the four parts load, each once
+        write_export(run / f"part_{n}_0001.csv", parts[f"part_{n}_0001.csv"])
+    azure.ingest(wh, str(tmp_path / "exports"))
+    assert wh.query("SELECT count(*), sum(BilledCost) FROM charges").row(0) == (4, Decimal("10.00"))
+
+
 def test_location_parsing_never_keeps_the_sas_in_names():
     loc = azure.parse_location("az://acct/costs/exports/ea?sv=2024-11-04&sig=c2VjcmV0")
     assert (loc.account, loc.container, loc.prefix, str(loc)) == ("acct", "costs", "exports/ea", "az://acct/costs/exports/ea")
