@@ -69,3 +69,26 @@ def test_errors_are_one_clear_line_with_exit_1_and_no_traceback(tmp_path):
     assert "Traceback" not in run.stderr
     missing = finops("query", "SELECT 1", "--warehouse", str(tmp_path / "none.duckdb"))
     assert missing.returncode == 1 and "no warehouse at" in missing.stderr and "finops demo" in missing.stderr
+
+
+def test_ingest_names_ignored_columns_once_per_set_of_columns_not_once_per_file(tmp_path):
+    """Hive-style exports (one part-0.csv per billing_period= folder) would repeat one line per month."""
+    paths = []
+    for n, period in enumerate(["2026-05", "2026-06", "2026-07", "2026-08"]):
+        folder = tmp_path / f"billing_period={period}"
+        folder.mkdir()
+        written = write_csv(folder / "part-0.csv", make_rows(3, period=period), "1.0")
+        extra = ["billing_period"] + (["x_note"] if n == 3 else [])
+        lines = written.path.read_text().splitlines()
+        values = ",".join([period, "hi"][: len(extra)])
+        lines = [lines[0] + "," + ",".join(extra)] + [line + "," + values for line in lines[1:]]
+        written.path.write_text("\n".join(lines) + "\n")
+        paths.append(str(written.path))
+    run = finops("ingest", "focus", *paths, "--warehouse", str(tmp_path / "w.duckdb"))
+    assert run.returncode == 0, run.stderr
+    notes = [line.strip() for line in run.stdout.splitlines() if "ignored non-FOCUS" in line]
+    assert notes == [
+        "3 files (part-0.csv …): ignored non-FOCUS columns billing_period",
+        "part-0.csv: ignored non-FOCUS columns billing_period, x_note",
+    ]
+    assert "12 rows read, 12 loaded, 0 quarantined from 4 files" in run.stdout

@@ -653,10 +653,14 @@ def _print_ingest(report: Any, wh: Any, *, title: str | None = None) -> None:
     )
     if r.rows_replaced:
         console.print(f"  replaced {r.rows_replaced:,} rows previously loaded for the same billing periods")
+    ignored: dict[tuple[str, ...], list[str]] = {}  # one line per set of columns, not per file
     for file in report.files:
         if file.ignored_columns:
-            shown = ", ".join(file.ignored_columns[:6]) + (" …" if len(file.ignored_columns) > 6 else "")
-            console.print(f"  {file.path.name}: ignored non-FOCUS columns {shown}", style="dim")
+            ignored.setdefault(tuple(file.ignored_columns), []).append(file.path.name)
+    for columns, names in ignored.items():
+        shown = ", ".join(columns[:6]) + (" …" if len(columns) > 6 else "")
+        where = names[0] if len(names) == 1 else f"{len(names)} files ({names[0]} …)"
+        console.print(f"  {where}: ignored non-FOCUS columns {shown}", style="dim", markup=False)
     if report.period_totals.height:
         table = Table(title="Loaded, by billing period", title_justify="left")
         table.add_column("billing period")
