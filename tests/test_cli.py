@@ -92,3 +92,19 @@ def test_ingest_names_ignored_columns_once_per_set_of_columns_not_once_per_file(
         "part-0.csv: ignored non-FOCUS columns billing_period, x_note",
     ]
     assert "12 rows read, 12 loaded, 0 quarantined from 4 files" in run.stdout
+
+
+def test_tables_in_a_log_keep_whole_cells_and_times_to_the_second(tmp_path):
+    """A scheduled run's output goes to a log, not a terminal: rich would cut it at 80 columns."""
+    import re
+
+    written = write_csv(tmp_path / "focus.csv", make_rows(4), "1.0")
+    warehouse = str(tmp_path / "w.duckdb")
+    assert finops("ingest", "focus", str(written.path), "--warehouse", warehouse).returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    run = subprocess.run([sys.executable, "-m", "finops.cli", "batches", "--warehouse", warehouse],
+                         capture_output=True, text=True, env=env, timeout=120, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    [row] = [line for line in run.stdout.splitlines() if "focus" in line]
+    assert "│ succeeded │" in row and "rows_quarantined" in run.stdout
+    assert re.search(r"│ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d │", row), row

@@ -7,8 +7,10 @@ One place for output so every command formats a frame, a Decimal or a load's pro
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +19,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console(highlight=False, soft_wrap=True)
+# Not on a terminal (a scheduled run's log, a pipe) rich would wrap tables at 80 columns and cut
+# their cells to "suc…"; a log is read later, so it gets the whole row unless COLUMNS says otherwise.
+_LOG_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+console = Console(highlight=False, soft_wrap=True, width=_LOG_WIDTH)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -52,6 +57,8 @@ def _cell(value: Any) -> str:
         return f"{value:,.4g}"
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, datetime):  # to the second: a load's start, not its microseconds
+        return value.isoformat(sep=" ", timespec="seconds")
     return str(value)
 
 
