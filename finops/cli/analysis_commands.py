@@ -30,14 +30,20 @@ from finops.periods import Quarter
 
 
 @click.command()
-@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First day (YYYY-MM-DD).")
-@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Day after the last (exclusive).")
+@click.option(
+    "--quarter", default=None, help="Quarter like 2026Q3 [default: the last complete quarter in the warehouse]"
+)
+@click.option(
+    "--start", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First day (YYYY-MM-DD), instead of --quarter."
+)
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Day after the last (exclusive).")
 @click.option("--unpriced", is_flag=True, help="List the models without a price and their token volume instead.")
 @format_option
 @warehouse_option
 @config_option
 @engine_option
 def reconcile(
+    quarter: str | None,
     start: Any,
     end: Any,
     unpriced: bool,
@@ -52,6 +58,7 @@ def reconcile(
 
     \b
     Examples:
+      finops reconcile --quarter 2026Q3
       finops reconcile --start 2026-07-01 --end 2026-10-01
       finops reconcile --start 2026-07-01 --end 2026-10-01 --unpriced
     """
@@ -59,12 +66,13 @@ def reconcile(
     from finops.config import load_config
 
     wh = _engine(warehouse_path, load_config(config_path), engine)
+    first, last, label = _period(wh, quarter, start, end)
     if unpriced:
-        frame = reconciling.unpriced_usage(wh, start.date(), end.date())
-        _print_frame(frame, output_format, title="Model calls without a price")
+        frame = reconciling.unpriced_usage(wh, first, last)
+        _print_frame(frame, output_format, title=f"Model calls without a price, {label}")
     else:
-        frame = reconciling.gateway_vs_bill(wh, start.date(), end.date())
-        _print_frame(frame, output_format, title="Gateway/API cost vs. the bill (USD)")
+        frame = reconciling.gateway_vs_bill(wh, first, last)
+        _print_frame(frame, output_format, title=f"Gateway/API cost vs. the bill, {label} (USD)")
 
 
 # -- chargeback ---------------------------------------------------------------------------

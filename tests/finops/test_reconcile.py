@@ -156,3 +156,11 @@ def test_cli_reconcile_prints_the_comparison_and_the_unpriced_models(company):
     run = finops("reconcile", "--start", "2026-07-01", "--end", "2026-08-01", "--unpriced")
     assert run.returncode == 0, run.stderr
     assert "ft:my-finetune" in run.stdout and "mystery-model" in run.stdout
+    # --quarter, as the other analysis commands take it: the quarter's months, the same rows.
+    by_dates = finops("reconcile", "--start", "2026-07-01", "--end", "2026-10-01", "--format", "csv")
+    by_quarter = finops("reconcile", "--quarter", "2026Q3", "--format", "csv")
+    assert by_quarter.returncode == 0, by_quarter.stderr
+    assert by_quarter.stdout == by_dates.stdout and by_quarter.stdout.count("\n") > 2
+    assert "Azure OpenAI,2026-07-01,litellm,7.5000000000" in by_quarter.stdout
+    both = finops("reconcile", "--quarter", "2026Q3", "--start", "2026-07-01", "--end", "2026-10-01")
+    assert both.returncode == 2 and "give --quarter or --start/--end, not both" in both.stderr
