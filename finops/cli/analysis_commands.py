@@ -373,13 +373,8 @@ def unit_costs(
         group = ("department",) if by == "department" else ("provider", "model")
         frame = unit_economics.token_unit_costs(wh, first, last, by=group, grain=grain, source=source, config=config)  # type: ignore[arg-type]
         title = f"Unit costs per {by}, {label} (USD; per 1M tokens and per request)"
-    if output_format == "table":  # unit costs need more than the shared table format's cents
-        frame = frame.with_columns(
-            pl.col(c).map_elements(lambda v: f"{v:,.4f}", return_dtype=pl.String)
-            for c in frame.columns
-            if c.startswith(("cost_per", "mean_task"))
-        )
-    _print_frame(frame, output_format, title=title)
+    unit_costs = {c: 4 for c in frame.columns if c.startswith(("cost_per", "mean_task"))}  # more than cents
+    _print_frame(frame, output_format, title=title, digits=unit_costs)
 
 
 @click.command()

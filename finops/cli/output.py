@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -30,7 +30,14 @@ def _money(value: Decimal | None) -> str:
     return "" if value is None else f"{value:,.2f}"
 
 
-def _print_frame(frame: pl.DataFrame, output_format: str, *, title: str | None = None) -> None:
+def _print_frame(
+    frame: pl.DataFrame, output_format: str, *, title: str | None = None, digits: Mapping[str, int | None] | None = None
+) -> None:
+    """Print ``frame`` as a table (amounts in cents), CSV or JSON (every digit).
+
+    ``digits``: table columns shown with that many decimals instead of cents (None: every
+    significant digit), e.g. unit costs and per-token prices; they stay right-aligned.
+    """
     if output_format == "csv":
         sys.stdout.write(frame.write_csv())
         return
@@ -41,8 +48,9 @@ def _print_frame(frame: pl.DataFrame, output_format: str, *, title: str | None =
     table = Table(title=title, title_justify="left")
     for name, dtype in frame.schema.items():
         table.add_column(name, justify="right" if dtype.is_numeric() else "left")
+    places = [(digits or {}).get(name, -1) for name in frame.columns]  # -1: the shared format
     for row in frame.iter_rows():
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(_cell(v) if n == -1 else _digits(v, n) for v, n in zip(row, places, strict=True)))
     console.print(table)
     if frame.height == 0:
         console.print("(no rows)", style="dim")
@@ -60,6 +68,14 @@ def _cell(value: Any) -> str:
     if isinstance(value, datetime):  # to the second: a load's start, not its microseconds
         return value.isoformat(sep=" ", timespec="seconds")
     return str(value)
+
+
+def _digits(value: Any, places: int | None) -> str:
+    if value is None:
+        return ""
+    if places is None:
+        return f"{Decimal(value).normalize():f}"
+    return f"{value:,.{places}f}"
 
 
 def _json_default(value: Any) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import polars as pl
 
 from finops.cli.options import _warehouse, format_option, warehouse_option
 from finops.cli.output import _print_frame, _progress, console
@@ -70,12 +69,8 @@ def prices(model: str | None, output_format: str, warehouse_path: Path | None) -
     from connectors import pricing
 
     frame = pricing.list_prices(_warehouse(warehouse_path), model)
-    if output_format == "table":  # every digit of a price: the shared table format rounds to cents
-        frame = frame.with_columns(
-            pl.col(c).map_elements(lambda v: f"{v.normalize():f}", return_dtype=pl.String)
-            for c in pricing.PRICE_COLUMNS
-        )
-    _print_frame(frame, output_format, title="Prices, USD per 1M tokens")
+    every_digit = dict.fromkeys(pricing.PRICE_COLUMNS)  # the shared table format rounds to cents
+    _print_frame(frame, output_format, title="Prices, USD per 1M tokens", digits=every_digit)
 
 
 @click.command()

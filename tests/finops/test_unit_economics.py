@@ -225,6 +225,12 @@ def test_unit_costs_command(sample_build) -> None:
     rows = json.loads(result.output)
     total = token_unit_costs(Warehouse(sample_build.warehouse), date(2026, 7, 1), date(2026, 10, 1))["cost"].sum()
     assert sum(Decimal(r["cost"]) for r in rows) == total  # JSON keeps the decimals exact
+    # The table shows unit costs to 4 decimals (cents would say $0.00 per request), right-aligned.
+    table = CliRunner().invoke(cli, ["unit-costs", "--quarter", "2026Q3", "--by", "department", *common[:4]])
+    assert table.exit_code == 0, table.output
+    for row in rows:
+        per_request = f"{Decimal(row['cost_per_request']):,.4f}"
+        assert f" {per_request} │" in table.output, per_request
     result = CliRunner().invoke(
         cli, ["unit-costs", "--start", "2026-08-01", "--end", "2026-09-01", "--by", "agent", *common]
     )
