@@ -20,9 +20,7 @@ How a load goes:
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -42,6 +40,7 @@ from connectors.staging import (
     errors_quarantine_sql,
     first_line,
     no_progress,
+    side_by_side,
     stage_file_rows,
     stage_files,
 )
@@ -138,13 +137,8 @@ def inspect(paths: Sequence[Path]) -> list[FocusFile]:
     both the gzip check and DuckDB's sniffing of its header read the whole file (72 monthly
     15k-line parts: 10.7 s one after another). The first bad file, in the order given, is raised.
     """
-    with Warehouse.scratch() as con, ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1) or 1) as pool:
-
-        def inspect_file(path: Path) -> FocusFile:
-            with con.cursor() as cursor:
-                return _inspect_file(cursor, path)
-
-        return list(pool.map(inspect_file, paths))
+    with Warehouse.scratch() as con:
+        return list(side_by_side(con, paths, _inspect_file))
 
 
 def _inspect_file(con: duckdb.DuckDBPyConnection, path: Path) -> FocusFile:

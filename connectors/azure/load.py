@@ -46,7 +46,6 @@ import dataclasses
 import json
 import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,6 @@ import polars as pl
 from connectors import focus
 from connectors.azure.discover import (
     SOURCE_KIND,
-    ExportObject,
     ExportRun,
     ExportType,
     ProgressCallback,
@@ -71,7 +69,7 @@ from connectors.azure.discover import (
 )
 from connectors.azure.inspect import AzureFile, _inspect, _merge_loose_files, _Plan, _plan
 from connectors.azure.map import _rebuild_sql, _typed_select
-from connectors.staging import checksums, errors_quarantine_sql, stage_file_rows, stage_files
+from connectors.staging import checksums, errors_quarantine_sql, side_by_side, stage_file_rows, stage_files
 from finops.exceptions import SourceError, WarehouseError
 from finops.warehouse import (
     AZURE_EXPORT_LINE_COLUMNS,
@@ -216,13 +214,9 @@ FETCHES_AT_ONCE = 4
 def _fetch_and_inspect(con: duckdb.DuckDBPyConnection, run: ExportRun, scratch: Path) -> Iterator[AzureFile]:
     """Each of ``run``'s files downloaded (blobs) and checked, in the run's order; the first bad
     file in that order is the one raised."""
-
-    def fetch_and_inspect(obj: ExportObject) -> AzureFile:
-        with con.cursor() as cursor:
-            return _inspect(cursor, obj, run.store.fetch(obj, scratch))
-
-    with ThreadPoolExecutor(max_workers=max(1, min(FETCHES_AT_ONCE, len(run.files)))) as pool:
-        yield from pool.map(fetch_and_inspect, run.files)
+    return side_by_side(
+        con, run.files, lambda cursor, obj: _inspect(cursor, obj, run.store.fetch(obj, scratch)), at_once=FETCHES_AT_ONCE
+    )
 
 
 def _load_focus(wh: Warehouse, plans: list[_Plan], progress: ProgressCallback | None) -> AzureLoad:
