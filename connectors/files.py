@@ -6,6 +6,7 @@ import glob
 import os
 import zlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -113,20 +114,85 @@ def round_to_money(amount: str) -> str:
     return f"CASE WHEN abs({amount}) < 1 THEN {fast} ELSE CAST({amount} AS {MONEY}) END"
 
 
-def read_sql(path: Path, fmt: FileFormat, compression: str | None, *, rejects_table: str = "reject_errors") -> str:
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file is written, as DuckDB's sniffer found it when the file was inspected.
+
+    Reading with it skips sniffing the file again: for the small monthly parts of a FOCUS
+    export, the sniffer is more than half of what reading a part costs (a 10 MB, 11k-line
+    part: 0.16 s sniffed, 0.04 s with its dialect given).
+    """
+
+    delimiter: str
+    quote: str
+    escape: str
+    comment: str
+    skip: int  # lines before the header
+    columns: tuple[str, ...]  # as the sniffer named them (duplicates made unique)
+
+    def read_options(self) -> str:
+        """read_csv options that read the file as sniffed, every column as text."""
+        columns = ", ".join(f"{sql_literal(name)}: 'VARCHAR'" for name in self.columns)
+        options = (
+            f"auto_detect = false, header = true, columns = {{{columns}}}, delim = {sql_literal(self.delimiter)},"
+            f" quote = {sql_literal(self.quote)}, escape = {sql_literal(self.escape)}"
+        )
+        if self.comment:
+            options += f", comment = {sql_literal(self.comment)}"
+        if self.skip:
+            options += f", skip = {self.skip}"
+        return options
+
+
+def read_sql(
+    path: Path,
+    fmt: FileFormat,
+    compression: str | None,
+    *,
+    rejects_table: str = "reject_errors",
+    csv_dialect: CsvDialect | None = None,
+) -> str:
     """The DuckDB table function that reads ``path`` as text columns (CSV) or typed (Parquet).
 
     CSV is read with every column as VARCHAR so that a bad value becomes a quarantined row,
-    not a failed load; malformed lines are kept aside in DuckDB's reject tables.
+    not a failed load; malformed lines are kept aside in DuckDB's reject tables. With
+    ``csv_dialect`` (from :func:`sniff_csv_sql` when the file was inspected) the file is not
+    sniffed again.
     """
     lit = sql_literal(str(path))
     if fmt == "parquet":
         return f"read_parquet({lit}, file_row_number = true)"
-    comp = f", compression = {sql_literal(compression)}" if compression else ""
-    return (
-        f"read_csv({lit}, all_varchar = true, header = true, store_rejects = true,"
-        f" rejects_table = '{rejects_table}', rejects_scan = '{rejects_table}_scans'{comp})"
+    return f"read_csv({lit}, {csv_dialect.read_options() if csv_dialect else _SNIFFED}, {_csv_options(rejects_table, compression)})"
+
+
+def sniff_csv_sql(path: Path, compression: str | None, *, rejects_table: str = "reject_errors") -> str:
+    """DuckDB's sniff_csv of ``path`` with the options :func:`read_sql` reads it with: one row,
+    whose ``Columns`` are what a read gives and whose dialect :class:`CsvDialect` keeps."""
+    return f"sniff_csv({sql_literal(str(path))}, {_SNIFFED}, {_csv_options(rejects_table, compression)})"
+
+
+def csv_dialect_from_sniff(row: dict[str, object]) -> CsvDialect:
+    """The :class:`CsvDialect` in a row of :func:`sniff_csv_sql` (DuckDB writes '(empty)' for none)."""
+
+    def text(value: object) -> str:
+        return "" if value == "(empty)" else str(value)
+
+    return CsvDialect(
+        delimiter=text(row["Delimiter"]),
+        quote=text(row["Quote"]),
+        escape=text(row["Escape"]),
+        comment=text(row["Comment"]),
+        skip=int(row["SkipRows"]),  # type: ignore[call-overload]
+        columns=tuple(column["name"] for column in row["Columns"]),  # type: ignore[attr-defined]
     )
+
+
+_SNIFFED = "all_varchar = true, header = true"
+
+
+def _csv_options(rejects_table: str, compression: str | None) -> str:
+    comp = f", compression = {sql_literal(compression)}" if compression else ""
+    return f"store_rejects = true, rejects_table = '{rejects_table}', rejects_scan = '{rejects_table}_scans'{comp}"
 
 
 EMPTY_QUARANTINE_SQL = (

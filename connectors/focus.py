@@ -27,6 +27,7 @@ import duckdb
 import polars as pl
 
 from connectors.files import (
+    CsvDialect,
     FileFormat,
     detect_format,
     expand,
@@ -118,6 +119,7 @@ class FocusFile:
     columns: dict[str, str]  # FOCUS name → the file's own spelling
     types: dict[str, str]  # the file's spelling → DuckDB type
     ignored_columns: tuple[str, ...]  # columns that are not FOCUS 1.0–1.3 (e.g. x_…)
+    csv_dialect: CsvDialect | None = None  # CSV: as sniffed when inspected, so the stage does not sniff again
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +147,8 @@ def _inspect_file(con: duckdb.DuckDBPyConnection, path: Path) -> FocusFile:
     fmt, compression = detect_format(path)
     if compression == "gzip":
         verify_gzip(path)
-    types = describe_columns(con, path, fmt, compression)
+    described = describe_columns(con, path, fmt, compression)
+    types = described.types
     by_lower = {name.strip().lower(): name for name in types}
     columns = {focus: by_lower[focus.lower()] for focus in FOCUS_COLUMNS if focus.lower() in by_lower}
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
@@ -160,7 +163,7 @@ def _inspect_file(con: duckdb.DuckDBPyConnection, path: Path) -> FocusFile:
     for candidate, added in ADDED_IN.items():
         if any(c in columns for c in added):
             version = candidate
-    return FocusFile(path, fmt, compression, version, columns, types, ignored)
+    return FocusFile(path, fmt, compression, version, columns, types, ignored, described.csv_dialect)
 
 
 def ingest(
@@ -207,6 +210,7 @@ def _stage_file(batch, index: int, file: FocusFile, *, first: bool) -> int:
         rows_table="focus_rows",
         rejects_table="focus_rejects",
         first=first,
+        csv_dialect=file.csv_dialect,
     )
 
 

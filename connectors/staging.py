@@ -20,7 +20,17 @@ from typing import Any, Protocol, TypeVar
 
 import duckdb
 
-from connectors.files import EMPTY_QUARANTINE_SQL, FileFormat, csv_rejects_sql, read_sql, sql_literal, verify_gzip
+from connectors.files import (
+    EMPTY_QUARANTINE_SQL,
+    CsvDialect,
+    FileFormat,
+    csv_dialect_from_sniff,
+    csv_rejects_sql,
+    read_sql,
+    sniff_csv_sql,
+    sql_literal,
+    verify_gzip,
+)
 from finops.exceptions import SourceError
 from finops.warehouse import LoadBatch, SourceFile
 
@@ -126,6 +136,14 @@ def reading(path: Path | str, *, local: Path | None = None) -> Iterator[None]:
         raise SourceError(f"{path}: cannot be read: {reason}") from exc
 
 
+@dataclasses.dataclass(frozen=True)
+class FileColumns:
+    """A file's columns as :func:`connectors.files.read_sql` reads it, and (CSV) how it is written."""
+
+    types: dict[str, str]  # column name → DuckDB type (every CSV column is VARCHAR)
+    csv_dialect: CsvDialect | None  # CSV: pass to the stage so the file is not sniffed again
+
+
 def describe_columns(
     con: duckdb.DuckDBPyConnection,
     local: Path,
@@ -133,21 +151,27 @@ def describe_columns(
     compression: str | None,
     *,
     name: Path | str | None = None,
-) -> dict[str, str]:
+) -> FileColumns:
     """Each column's name and DuckDB type as :func:`connectors.files.read_sql` reads the file.
 
-    The inspect step of every file connector: nothing is staged, only the header (CSV) or the
-    schema (Parquet) is read. ``file_row_number`` (added by the reader) is left out. A file
-    DuckDB cannot read is a SourceError naming ``name`` (the ``s3://`` or ``az://`` URI of a
-    downloaded copy; default ``local``), never the temp path of the copy.
+    The inspect step of every file connector: nothing is staged, only the header and a sample
+    (CSV, sniffed once: the dialect found comes back for the stage) or the schema (Parquet) is
+    read. ``file_row_number`` (added by the reader) is left out. A file DuckDB cannot read is a
+    SourceError naming ``name`` (the ``s3://`` or ``az://`` URI of a downloaded copy; default
+    ``local``), never the temp path of the copy.
     """
     shown = str(name if name is not None else local)
     try:
+        if fmt == "csv":
+            cursor = con.execute(f"SELECT * FROM {sniff_csv_sql(local, compression)}")
+            fields = [d[0] for d in cursor.description]
+            dialect = csv_dialect_from_sniff(dict(zip(fields, cursor.fetchone(), strict=True)))
+            return FileColumns(dict.fromkeys(dialect.columns, "VARCHAR"), dialect)
         described = con.execute(f"DESCRIBE SELECT * FROM {read_sql(local, fmt, compression)}").fetchall()
     except duckdb.Error as exc:
         reason = first_line(exc).replace(str(local), shown)
         raise SourceError(f"{shown}: cannot be read as {fmt.upper()}: {reason}") from exc
-    return {row[0]: row[1] for row in described if row[0] != "file_row_number"}
+    return FileColumns({row[0]: row[1] for row in described if row[0] != "file_row_number"}, None)
 
 
 def stage_raw(
@@ -160,6 +184,7 @@ def stage_raw(
     *,
     name: Path | str | None = None,
     rowid: str = "r._rowid",
+    csv_dialect: CsvDialect | None = None,
 ) -> str:
     """Stage a file as read (CSV as text) into table ``raw``; return SQL for each staged row's data row number.
 
@@ -167,10 +192,12 @@ def stage_raw(
     through :func:`connectors.files.csv_rejects_sql`). The row number is 1-based, as a user
     counts data rows: Parquet gives it (``r.file_row_number``); staged CSV rows are in file
     order but skip the rejected lines, so a row's number is its position (``rowid``, 0-based, of
-    the staged row aliased ``r``) plus the rejected lines before it.
+    the staged row aliased ``r``) plus the rejected lines before it. ``csv_dialect``: the one
+    found when the file was inspected (:func:`describe_columns`), so it is not sniffed again.
     """
+    read = read_sql(local, fmt, compression, rejects_table=rejects, csv_dialect=csv_dialect)
     with reading(name if name is not None else local, local=local):
-        batch.stage(raw, f"SELECT * FROM {read_sql(local, fmt, compression, rejects_table=rejects)}")
+        batch.stage(raw, f"SELECT * FROM {read}")
     if fmt == "parquet":
         return "r.file_row_number + 1"
     if batch.execute(f'SELECT count(*) FROM "{rejects}"').fetchone()[0] == 0:
@@ -195,6 +222,7 @@ def stage_file_rows(
     rejects_table: str,
     first: bool,
     name: Path | str | None = None,
+    csv_dialect: CsvDialect | None = None,
 ) -> int:
     """Stage one file's typed rows into ``rows_table`` and its unparsable CSV lines into ``rejects_table``.
 
@@ -204,7 +232,7 @@ def stage_file_rows(
     the same for every connector. Returns the rows read: staged rows plus rejected lines.
     """
     raw, rejects = f"_{rows_table}_raw_{index}", f"_{rows_table}_rejects_{index}"
-    row_number = stage_raw(batch, raw, rejects, local, fmt, compression, name=name)
+    row_number = stage_raw(batch, raw, rejects, local, fmt, compression, name=name, csv_dialect=csv_dialect)
     batch.stage(rows_table, typed_select(raw, row_number), append=not first)
     if first:
         batch.stage(rejects_table, EMPTY_QUARANTINE_SQL)

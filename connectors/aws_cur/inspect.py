@@ -20,7 +20,7 @@ import duckdb
 
 from connectors import focus
 from connectors.aws_cur.discover import ProgressCallback
-from connectors.files import FileFormat, detect_format, verify_gzip
+from connectors.files import CsvDialect, FileFormat, detect_format, verify_gzip
 from connectors.staging import describe_columns
 from finops.exceptions import SourceError
 from finops.warehouse import Warehouse
@@ -56,6 +56,7 @@ class CurFile:
     tag_columns: dict[str, str]  # legacy one-column-per-tag: column name → tag key
     ignored_columns: tuple[str, ...] = ()
     focus_file: focus.FocusFile | None = None
+    csv_dialect: CsvDialect | None = None  # CSV: as sniffed here, so the stage does not sniff again
 
 
 # -- checking files -------------------------------------------------------------------------
@@ -112,7 +113,8 @@ def _inspect(con: duckdb.DuckDBPyConnection, uri: str, local: Path) -> CurFile:
             verify_gzip(local)
         except SourceError as exc:
             raise SourceError(str(exc).replace(str(local), uri)) from None
-    types = describe_columns(con, local, fmt, compression, name=uri)
+    described = describe_columns(con, local, fmt, compression, name=uri)
+    types = described.types
     lower = {name.strip().lower(): name for name in types}
     if all(c.lower() in lower for c in focus.REQUIRED_COLUMNS):
         [focus_file] = focus.inspect([local])
@@ -137,6 +139,7 @@ def _inspect(con: duckdb.DuckDBPyConnection, uri: str, local: Path) -> CurFile:
             f"{uri}: not an AWS Cost and Usage Report: missing column{'s' if len(missing) > 1 else ''} {', '.join(named)}",
             hint="CUR 2.0, legacy CUR and AWS FOCUS exports are read; a FOCUS file from elsewhere: finops ingest focus",
         )
+    kind = "legacy" if legacy or tag_columns else "cur2"
     return CurFile(
-        uri, shown, local, "legacy" if legacy or tag_columns else "cur2", fmt, compression, columns, types, tag_columns
+        uri, shown, local, kind, fmt, compression, columns, types, tag_columns, csv_dialect=described.csv_dialect
     )

@@ -393,7 +393,9 @@ def _csv_relation(batch, index: int, file: CurFile) -> tuple[_Relation, str]:
     """Stage one CSV file as text; its malformed lines go to the quarantine with their line."""
     raw = f"_aws_raw_{index}"
     rejects = f"_aws_rejects_{index}"
-    row_sql = stage_raw(batch, raw, rejects, file.local, "csv", file.compression, name=file.uri, rowid="r.rowid")
+    row_sql = stage_raw(
+        batch, raw, rejects, file.local, "csv", file.compression, name=file.uri, rowid="r.rowid", csv_dialect=file.csv_dialect
+    )
     reject_sql = csv_rejects_sql(rejects, file.uri)
     types = {name: "VARCHAR" for name in file.types}
     relation = _Relation(f'"{raw}"', sql_literal(file.uri), row_sql, file.columns, types, file.tag_columns, True)

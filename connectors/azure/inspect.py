@@ -31,7 +31,7 @@ import duckdb
 
 from connectors import focus
 from connectors.azure.discover import DATASETS, ExportObject, ExportRun, ExportType
-from connectors.files import FileFormat, detect_format, read_sql, verify_gzip
+from connectors.files import CsvDialect, FileFormat, detect_format, read_sql, verify_gzip
 from connectors.focus import _text
 from connectors.staging import describe_columns
 from finops.exceptions import SourceError
@@ -98,6 +98,7 @@ class AzureFile:
     columns: dict[str, str]  # field → the file's own spelling (native files)
     types: dict[str, str]  # the file's spelling → DuckDB type
     ignored_columns: tuple[str, ...]  # columns this connector does not read
+    csv_dialect: CsvDialect | None = None  # CSV: as sniffed here, so the stage does not sniff again
 
 
 # -- checking files before anything is written -------------------------------------------
@@ -108,11 +109,12 @@ def _inspect(con: duckdb.DuckDBPyConnection, obj: ExportObject, local: Path) -> 
     fmt, compression = detect_format(local)
     if compression == "gzip":
         verify_gzip(local)
-    types = describe_columns(con, local, fmt, compression, name=obj.uri)
+    described = describe_columns(con, local, fmt, compression, name=obj.uri)
+    types, dialect = described.types, described.csv_dialect
     by_lower = {name.strip().lower(): name for name in types}
     shown: PurePath = Path(obj.name) if obj.uri == obj.name else PurePosixPath(obj.name)
     if all(c.lower() in by_lower for c in focus.REQUIRED_COLUMNS):
-        return AzureFile(shown, obj.uri, local, fmt, compression, "focus", {}, types, ())
+        return AzureFile(shown, obj.uri, local, fmt, compression, "focus", {}, types, (), dialect)
     columns = {}
     for field, aliases in COLUMN_ALIASES.items():
         spelling = next((by_lower[a.lower()] for a in aliases if a.lower() in by_lower), None)
@@ -127,7 +129,7 @@ def _inspect(con: duckdb.DuckDBPyConnection, obj: ExportObject, local: Path) -> 
         )
     used = set(columns.values())
     ignored = tuple(name for name in types if name not in used)
-    return AzureFile(shown, obj.uri, local, fmt, compression, "native", columns, types, ignored)
+    return AzureFile(shown, obj.uri, local, fmt, compression, "native", columns, types, ignored, dialect)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,7 +193,7 @@ def _has_unused_commitment_lines(con: duckdb.DuckDBPyConnection, file: AzureFile
     text = _text(f'"{column}"', file.types[column].upper())
     return (
         con.execute(
-            f"SELECT count(*) FROM {read_sql(file.local, file.format, file.compression)}"
+            f"SELECT count(*) FROM {read_sql(file.local, file.format, file.compression, csv_dialect=file.csv_dialect)}"
             f" WHERE lower({text}) IN ('unusedreservation', 'unusedsavingsplan')"
         ).fetchone()[0]
         > 0

@@ -410,4 +410,5 @@ def _stage_file(batch: LoadBatch, index: int, file: AzureFile, plan: _Plan, *, f
         rejects_table="azure_rejects",
         first=first,
         name=file.uri,
+        csv_dialect=file.csv_dialect,
     )

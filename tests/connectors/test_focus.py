@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 from decimal import Decimal
 
@@ -207,3 +208,26 @@ def test_globs_and_directories_expand_and_a_pattern_matching_nothing_is_an_error
     assert totals(wh)[1] == a.total("BilledCost") + b.total("BilledCost")
     with pytest.raises(SourceError, match="no files match"):
         focus.ingest(wh, [str(tmp_path / "nothing-*.csv")])
+
+
+def test_a_semicolon_export_is_staged_with_the_dialect_found_when_it_was_inspected(wh, tmp_path):
+    """The stage reads each CSV with the dialect its inspection sniffed; a European export
+    (semicolons, a quoted description holding one) loads, and its broken line is quarantined."""
+    rows = make_rows(20)
+    rows[2]["ChargeDescription"] = "GPU; on demand"
+    comma = write_csv(tmp_path / "comma.csv", rows, "1.0")
+    path = tmp_path / "semicolon.csv"
+    with open(comma.path, newline="") as source, open(path, "w", newline="") as target:
+        lines = list(csv.reader(source))
+        lines[19].append("surplus")  # line 20 = data row 19: one field too many
+        csv.writer(target, delimiter=";").writerows(lines)
+
+    report = focus.ingest(wh, [path])
+    assert report.files[0].csv_dialect is not None and report.files[0].csv_dialect.delimiter == ";"
+    r = report.result
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (20, 19, 1)
+    q = wh.query("SELECT row_number, reason FROM quarantine")
+    assert q["row_number"].to_list() == [19] and "line 20" in q["reason"][0]
+    good = [row for i, row in enumerate(rows) if i != 18]
+    assert totals(wh) == (19, sum(Decimal(row["BilledCost"]) for row in good), sum(Decimal(row["EffectiveCost"]) for row in good))
+    assert wh.query("SELECT ChargeDescription FROM charges WHERE x_SourceRow = 3").item() == "GPU; on demand"
