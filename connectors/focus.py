@@ -256,10 +256,11 @@ def _typed_select(file: FocusFile, raw: str, row_number: str) -> str:
         exprs.append(f'{typed} AS "{name}"')
     error_list = f"list_filter([{', '.join(errors)}]::VARCHAR[], e -> e IS NOT NULL)"
     raw_row = ", ".join(f"{sql_literal(name)}: r.\"{name}\"" for name in file.types)
+    # Values and their checks in one projection: DuckDB then trims and casts each value once.
     return (
-        f"SELECT {', '.join(exprs)}, {sql_literal(str(file.path))} AS _file, {row_number} AS _row, r._errors,"
-        f" CASE WHEN len(r._errors) > 0 THEN to_json({{{raw_row}}}) END AS _raw"
-        f" FROM (SELECT *, rowid AS _rowid, {error_list} AS _errors FROM \"{raw}\" AS r) AS r"
+        f"SELECT {', '.join(exprs)}, {sql_literal(str(file.path))} AS _file, {row_number} AS _row, {error_list} AS _errors,"
+        f" CASE WHEN len({error_list}) > 0 THEN to_json({{{raw_row}}}) END AS _raw"
+        f" FROM (SELECT *, rowid AS _rowid FROM \"{raw}\" AS r) AS r"
     )
 
 
