@@ -36,6 +36,7 @@ from connectors.files import (
     verify_gzip,
 )
 from connectors.staging import (
+    FileColumns,
     checksums,
     describe_columns,
     errors_quarantine_sql,
@@ -147,7 +148,12 @@ def _inspect_file(con: duckdb.DuckDBPyConnection, path: Path) -> FocusFile:
     fmt, compression = detect_format(path)
     if compression == "gzip":
         verify_gzip(path)
-    described = describe_columns(con, path, fmt, compression)
+    return focus_file(path, fmt, compression, describe_columns(con, path, fmt, compression))
+
+
+def focus_file(path: Path, fmt: FileFormat, compression: str | None, described: FileColumns) -> FocusFile:
+    """The :class:`FocusFile` of a file whose columns were read (:func:`describe_columns`); a
+    NotFocusError naming the FOCUS columns it lacks."""
     types = described.types
     by_lower = {name.strip().lower(): name for name in types}
     columns = {focus: by_lower[focus.lower()] for focus in FOCUS_COLUMNS if focus.lower() in by_lower}

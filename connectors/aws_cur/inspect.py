@@ -117,7 +117,7 @@ def _inspect(con: duckdb.DuckDBPyConnection, uri: str, local: Path) -> CurFile:
     types = described.types
     lower = {name.strip().lower(): name for name in types}
     if all(c.lower() in lower for c in focus.REQUIRED_COLUMNS):
-        [focus_file] = focus.inspect([local])
+        focus_file = focus.focus_file(local, fmt, compression, described)  # already checked and sniffed here
         return CurFile(
             uri, shown, local, "focus", fmt, compression, {}, types, {}, focus_file.ignored_columns, focus_file
         )
