@@ -37,6 +37,7 @@ from connectors.files import (
 )
 from connectors.staging import (
     FileColumns,
+    StagedRows,
     checksums,
     describe_columns,
     errors_quarantine_sql,
@@ -44,13 +45,15 @@ from connectors.staging import (
     no_progress,
     side_by_side,
     stage_file_rows,
-    stage_files,
+    stage_files_side_by_side,
+    stage_rows_apart,
 )
 from finops.exceptions import NotFocusError
 from finops.warehouse import (
     FOCUS_COLUMNS,
     MONEY,
     PARTITION_COLUMNS,
+    LoadBatch,
     LoadResult,
     Warehouse,
 )
@@ -187,7 +190,9 @@ def ingest(
     sources = checksums([f.path for f in files], report)
     uri = ", ".join(str(p) for p in patterns)
     with wh.load(source, uri, sources) as batch:
-        rows_read = stage_files(batch, files, _stage_file, report, path=lambda f: f.path)
+        rows_read = stage_files_side_by_side(
+            batch, files, _stage_apart, report, path=lambda f: f.path, rows_table="focus_rows", rejects_table="focus_rejects"
+        )
         report("replacing partitions", total, total)
         columns = ", ".join(f'"{c}"' for c in FOCUS_COLUMNS)
         result = batch.replace_partitions(
@@ -216,6 +221,21 @@ def _stage_file(batch, index: int, file: FocusFile, *, first: bool) -> int:
         rows_table="focus_rows",
         rejects_table="focus_rejects",
         first=first,
+        csv_dialect=file.csv_dialect,
+    )
+
+
+def _stage_apart(helper: LoadBatch, index: int, file: FocusFile) -> StagedRows:
+    """Stage one file's rows (typed, with their errors) into tables of its own; see stage_files_side_by_side."""
+    return stage_rows_apart(
+        helper,
+        index,
+        file.path,
+        file.format,
+        file.compression,
+        typed_select=lambda raw, row_number: _typed_select(file, raw, row_number),
+        rows_table="focus_rows",
+        rejects_table="focus_rejects",
         csv_dialect=file.csv_dialect,
     )
 

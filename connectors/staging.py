@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import queue
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +39,12 @@ ProgressCallback = Callable[[str, int, int], None]
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 Item_contra = TypeVar("Item_contra", contravariant=True)
+
+
+class StageApart(Protocol[Item_contra]):
+    """Stages one file into tables of its own on a helper batch; returns them (see :class:`StagedRows`)."""
+
+    def __call__(self, helper: LoadBatch, index: int, item: Item_contra) -> StagedRows: ...
 
 
 class StageOne(Protocol[Item_contra]):
@@ -88,6 +95,79 @@ def stage_files(
         report(f"reading {path(item).name}", i, len(items))
         rows_read += stage_one(batch, i, item, first=i == 0) or 0
     return rows_read
+
+
+@dataclasses.dataclass(frozen=True)
+class StagedRows:
+    """One file staged apart by :func:`stage_rows_apart`: its tables, as any connection of the batch names them."""
+
+    rows: str  # the typed rows, with _file, _row, _errors, _raw
+    rejects: str | None  # quarantine rows of the lines DuckDB could not parse (CSV)
+    rows_read: int  # staged rows plus rejected lines
+
+
+def stage_files_side_by_side(
+    batch: LoadBatch,
+    items: Sequence[Item],
+    stage_apart: StageApart[Item],
+    progress: ProgressCallback | None = None,
+    *,
+    path: Callable[[Item], Path],
+    rows_table: str,
+    rejects_table: str,
+    at_once: int | None = None,
+) -> int:
+    """The file loop of :func:`stage_files`, with the files staged on helper threads; the rows read.
+
+    ``stage_apart(helper, index, item)`` stages each file into tables of its own, on ``at_once``
+    threads (default: one per core; three on two cores was no faster); this thread appends them
+    to ``rows_table`` and ``rejects_table`` in the items' order, so the staged rows are in the
+    order :func:`stage_files` gives. DuckDB reads a small file and types its rows in one thread,
+    so two files at once use two cores: the 72 monthly FOCUS parts of the 2M benchmark, 17–21 →
+    12–13 s of staging. Of several bad files the first in order is raised.
+    """
+    report = progress or no_progress
+    rows_read = 0
+    staged_files = _on_helpers(batch, list(enumerate(items)), lambda helper, pair: stage_apart(helper, *pair), at_once)
+    for i, item in enumerate(items):
+        report(f"reading {path(item).name}", i, len(items))
+        staged = next(staged_files)
+        batch.stage(rows_table, f"SELECT * FROM {staged.rows}", append=i > 0)
+        if i == 0:
+            batch.stage(rejects_table, EMPTY_QUARANTINE_SQL)
+        if staged.rejects is not None:
+            batch.stage(rejects_table, f"SELECT * FROM {staged.rejects}", append=True)
+            batch.execute(f"DROP TABLE {staged.rejects}")
+        batch.execute(f"DROP TABLE {staged.rows}")
+        rows_read += staged.rows_read
+    return rows_read
+
+
+def _on_helpers(
+    batch: LoadBatch, items: Sequence[Item], work: Callable[[LoadBatch, Item], Result], at_once: int | None
+) -> Iterator[Result]:
+    """``work(helper, item)`` on threads, each with a helper batch of its own; results in order."""
+    workers = max(1, min(len(items), at_once or (os.cpu_count() or 1)))
+    with contextlib.ExitStack() as stack:
+        idle: queue.SimpleQueue[LoadBatch] = queue.SimpleQueue()
+        for _ in range(workers):  # opened here, on the batch's thread
+            idle.put(stack.enter_context(batch.helper()))
+
+        def one(item: Item) -> Result:
+            helper = idle.get()
+            try:
+                return work(helper, item)
+            finally:
+                idle.put(helper)
+
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
+        futures = [pool.submit(one, item) for item in items]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:  # after a failure, files not yet started are not staged
+                future.cancel()
 
 
 def side_by_side(
@@ -210,6 +290,28 @@ def stage_raw(
     )
 
 
+def stage_rows_apart(
+    helper: LoadBatch,
+    index: int,
+    local: Path,
+    fmt: FileFormat,
+    compression: str | None,
+    *,
+    typed_select: Callable[[str, str], str],
+    rows_table: str,
+    rejects_table: str,
+    name: Path | str | None = None,
+    csv_dialect: CsvDialect | None = None,
+) -> StagedRows:
+    """:func:`stage_file_rows` into tables of the file's own, for :func:`stage_files_side_by_side`."""
+    rows, rejects = f"_{rows_table}_{index}", f"_{rejects_table}_{index}" if fmt == "csv" else None
+    rows_read = _stage_typed_rows(
+        helper, index, local, fmt, compression, typed_select, prefix=rows_table, rows_into=rows, rejects_into=rejects,
+        append_rows=False, append_rejects=False, name=name, csv_dialect=csv_dialect,
+    )  # fmt: skip
+    return StagedRows(helper.table_name(rows), helper.table_name(rejects) if rejects else None, rows_read)
+
+
 def stage_file_rows(
     batch: LoadBatch,
     index: int,
@@ -231,16 +333,40 @@ def stage_file_rows(
     load creates both tables, later files append (``first``), so the loop over files stays
     the same for every connector. Returns the rows read: staged rows plus rejected lines.
     """
-    raw, rejects = f"_{rows_table}_raw_{index}", f"_{rows_table}_rejects_{index}"
-    row_number = stage_raw(batch, raw, rejects, local, fmt, compression, name=name, csv_dialect=csv_dialect)
-    batch.stage(rows_table, typed_select(raw, row_number), append=not first)
     if first:
         batch.stage(rejects_table, EMPTY_QUARANTINE_SQL)
+    return _stage_typed_rows(
+        batch, index, local, fmt, compression, typed_select, prefix=rows_table, rows_into=rows_table,
+        rejects_into=rejects_table if fmt == "csv" else None, append_rows=not first, append_rejects=True, name=name,
+        csv_dialect=csv_dialect,
+    )  # fmt: skip
+
+
+def _stage_typed_rows(
+    batch: LoadBatch,
+    index: int,
+    local: Path,
+    fmt: FileFormat,
+    compression: str | None,
+    typed_select: Callable[[str, str], str],
+    *,
+    prefix: str,
+    rows_into: str,
+    rejects_into: str | None,
+    append_rows: bool,
+    append_rejects: bool,
+    name: Path | str | None,
+    csv_dialect: CsvDialect | None,
+) -> int:
+    """Stage a file as read, then its typed rows into table ``rows_into`` and its rejected CSV
+    lines into ``rejects_into`` (each created, or added to with ``append_…``); the rows read."""
+    raw, read_rejects = f"_{prefix}_raw_{index}", f"_{prefix}_rejects_{index}"
+    row_number = stage_raw(batch, raw, read_rejects, local, fmt, compression, name=name, csv_dialect=csv_dialect)
+    batch.stage(rows_into, typed_select(raw, row_number), append=append_rows)
     rejected = 0
-    if fmt == "csv":
-        rejected = batch.stage(
-            rejects_table, csv_rejects_sql(rejects, str(name if name is not None else local)), append=True
-        )
+    if rejects_into is not None:
+        label = str(name if name is not None else local)
+        rejected = batch.stage(rejects_into, csv_rejects_sql(read_rejects, label), append=append_rejects)
     staged = batch.execute(f'SELECT count(*) FROM "{raw}"').fetchone()[0]
     batch.execute(f'DROP TABLE "{raw}"')
     return staged + rejected

@@ -294,6 +294,42 @@ def test_source_state_is_saved_with_the_load_it_describes(tmp_path):
     assert wh.query("SELECT sum(BilledCost) FROM charges").item() == Decimal("1.5")
 
 
+def test_helpers_stage_on_other_threads_into_tables_the_batch_reads(tmp_path):
+    """LoadBatch.helper: a batch on a cursor of the load's connection, for another thread. Its
+    staged tables are seen by the load (temporary ones would not be), it finds its own and the
+    warehouse's tables by bare name, and its session is in UTC like the load's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wh = Warehouse(tmp_path / "my-warehouse.duckdb")  # a database name that needs quoting
+    with wh.load("test", "mem://") as batch:
+        batch.stage("prices", "SELECT * FROM (VALUES (1, 2.50::DECIMAL(38,10)), (2, 4.00)) AS t(k, price)")
+        with batch.helper() as first, batch.helper() as second:
+
+            def stage(pair):
+                helper, k = pair
+                helper.stage(f"part_{k}", f"SELECT {k} AS k, TIMESTAMPTZ '2026-07-01 00:30:00+02' :: TIMESTAMP AS started")
+                # its own staged table and the warehouse's by bare name
+                helper.stage(f"part_{k}", f"SELECT k + 10 AS k, started FROM part_{k}", append=True)
+                return helper.table_name(f"part_{k}"), helper.execute("SELECT count(*) FROM ingest_batches").fetchone()[0]
+
+            with ThreadPoolExecutor(2) as pool:
+                staged = list(pool.map(stage, [(first, 1), (second, 2)]))
+        assert [n for _, n in staged] == [1, 1]
+        assert batch.table_name("prices") == '"prices"'
+        union = " UNION ALL ".join(f"SELECT * FROM {name}" for name, _ in staged)
+        rows = batch.execute(f"SELECT k, strftime(started, '%H:%M') FROM ({union}) ORDER BY k").fetchall()
+        assert rows == [(1, "22:30"), (2, "22:30"), (11, "22:30"), (12, "22:30")]
+        batch.stage(
+            "rows",
+            "SELECT 'test' AS x_Source, 'acct' AS BillingAccountId, TIMESTAMP '2026-07-01' AS BillingPeriodStart,"
+            f" p.price AS BilledCost FROM ({union}) AS s JOIN prices AS p ON p.k = s.k % 10",
+        )
+        result = batch.replace_partitions("charges", "SELECT * FROM rows", partition_by=warehouse_module.PARTITION_COLUMNS,
+                                          rows_read=4)
+    assert result.rows_loaded == 4
+    assert wh.query("SELECT sum(BilledCost) FROM charges").item() == Decimal("13.00")
+
+
 def test_a_warehouse_from_a_newer_finops_is_refused(tmp_path, monkeypatch):
     wh = Warehouse(tmp_path / "w.duckdb")
     wh.migrate()

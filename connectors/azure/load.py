@@ -69,7 +69,14 @@ from connectors.azure.discover import (
 )
 from connectors.azure.inspect import AzureFile, _inspect, _merge_loose_files, _Plan, _plan
 from connectors.azure.map import _rebuild_sql, _typed_select
-from connectors.staging import checksums, errors_quarantine_sql, side_by_side, stage_file_rows, stage_files
+from connectors.staging import (
+    StagedRows,
+    checksums,
+    errors_quarantine_sql,
+    side_by_side,
+    stage_files_side_by_side,
+    stage_rows_apart,
+)
 from finops.exceptions import SourceError, WarehouseError
 from finops.warehouse import (
     AZURE_EXPORT_LINE_COLUMNS,
@@ -255,12 +262,16 @@ def _load_native(wh: Warehouse, plans: list[_Plan], report: ProgressCallback) ->
     with wh.load(SOURCE_KIND, label, sources) as batch:
         read: dict[str, int] = {}
 
-        def stage_one(batch: LoadBatch, index: int, item: tuple[_Plan, AzureFile], *, first: bool) -> int:
+        def stage_apart(helper: LoadBatch, index: int, item: tuple[_Plan, AzureFile]) -> StagedRows:
             plan, file = item
-            read[file.uri] = _stage_file(batch, index, file, plan, first=first)
-            return read[file.uri]
+            rows = _stage_apart(helper, index, file, plan)
+            read[file.uri] = rows.rows_read
+            return rows
 
-        stage_files(batch, staged, stage_one, report, path=lambda item: item[1].path)
+        stage_files_side_by_side(
+            batch, staged, stage_apart, report, path=lambda item: item[1].path, rows_table="azure_rows",
+            rejects_table="azure_rejects",
+        )  # fmt: skip
         bad = dict(batch.execute(
             "SELECT file, count(*) FROM (SELECT _file AS file FROM azure_rows WHERE len(_errors) > 0"
             " UNION ALL SELECT file FROM azure_rejects) GROUP BY file"
@@ -397,18 +408,17 @@ def _stage_rebuild(
     return {(account, period): names[tuple(types)] for account, period, types in kinds}
 
 
-def _stage_file(batch: LoadBatch, index: int, file: AzureFile, plan: _Plan, *, first: bool) -> int:
-    """Stage one file's lines (typed, with their errors) into azure_rows; return rows read."""
-    return stage_file_rows(
-        batch,
+def _stage_apart(helper: LoadBatch, index: int, file: AzureFile, plan: _Plan) -> StagedRows:
+    """Stage one file's lines (typed, with their errors) into tables of its own; see stage_files_side_by_side."""
+    return stage_rows_apart(
+        helper,
         index,
         file.local,
         file.format,
         file.compression,
-        typed_select=lambda raw, row_number: _typed_select(file, raw, row_number, plan, batch.batch_id),
+        typed_select=lambda raw, row_number: _typed_select(file, raw, row_number, plan, helper.batch_id),
         rows_table="azure_rows",
         rejects_table="azure_rejects",
-        first=first,
         name=file.uri,
         csv_dialect=file.csv_dialect,
     )

@@ -905,14 +905,43 @@ class Warehouse:
                 )
 
 
+# An in-memory database every connection of a load's batch sees: helpers staging files on other
+# threads (LoadBatch.helper) write their tables there, since temporary tables are per connection.
+_SHARED_STAGE = "_batch_stage"
+
+
 class LoadBatch:
     """One load in progress. Connectors stage rows here; the warehouse writes them."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, batch_id: int, source_kind: str) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, batch_id: int, source_kind: str, *, helper: bool = False
+    ) -> None:
         self.con = con
         self.batch_id = batch_id
         self.source_kind = source_kind
         self.finished = False
+        self._helper = helper
+
+    @contextlib.contextmanager
+    def helper(self) -> Iterator[LoadBatch]:
+        """A batch on a cursor of this one's connection, to stage files on another thread.
+
+        Its :meth:`stage` writes to an in-memory database all the batch's connections see (this
+        batch's own staged tables are temporary: only its connection sees them), and its SQL
+        finds those tables, and the warehouse's, by their bare names. This batch reads what a
+        helper staged under :meth:`table_name`. Open helpers on this batch's thread, one per
+        worker: a DuckDB connection is not for two threads at once.
+        """
+        self.con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {_SHARED_STAGE}")
+        with self.con.cursor() as cursor:
+            cursor.execute("SET TimeZone = 'UTC'")  # a cursor is a session of its own
+            database = cursor.execute("SELECT current_database()").fetchone()[0].replace("'", "''")
+            cursor.execute(f"SET search_path = '{_SHARED_STAGE}.main,\"{database}\".main'")
+            yield LoadBatch(cursor, self.batch_id, self.source_kind, helper=True)
+
+    def table_name(self, name: str) -> str:
+        """SQL naming the table ``name`` this batch staged, for any connection of the batch."""
+        return f'{_SHARED_STAGE}."{name}"' if self._helper else f'"{name}"'
 
     def stage(self, name: str, sql: str, params: Sequence[Any] | None = None, *, append: bool = False) -> int:
         """Materialise ``sql`` as a temporary table ``name`` (gone when the batch ends).
@@ -923,8 +952,9 @@ class LoadBatch:
         try:
             if append:
                 return self.con.execute(f'INSERT INTO "{name}" BY NAME {sql}', params).fetchone()[0]
-            self.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}', params)
-            return self.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+            create = f"TABLE {_SHARED_STAGE}.\"{name}\"" if self._helper else f'TEMP TABLE "{name}"'
+            self.con.execute(f"CREATE OR REPLACE {create} AS {sql}", params)
+            return self.con.execute(f"SELECT count(*) FROM {self.table_name(name)}").fetchone()[0]
         except duckdb.Error as exc:
             raise WarehouseError(f"batch {self.batch_id}: staging {name} failed: {exc}") from exc
 

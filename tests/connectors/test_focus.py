@@ -231,3 +231,35 @@ def test_a_semicolon_export_is_staged_with_the_dialect_found_when_it_was_inspect
     good = [row for i, row in enumerate(rows) if i != 18]
     assert totals(wh) == (19, sum(Decimal(row["BilledCost"]) for row in good), sum(Decimal(row["EffectiveCost"]) for row in good))
     assert wh.query("SELECT ChargeDescription FROM charges WHERE x_SourceRow = 3").item() == "GPU; on demand"
+
+
+def test_files_staged_side_by_side_keep_their_order_row_numbers_and_quarantine(wh, tmp_path):
+    """Files are staged two at a time on helper threads and appended in order: each row keeps
+    its file and row number, bad rows and broken lines are quarantined under the right file."""
+    written = []
+    for n in range(6):
+        rows = make_rows(30 + n, account=f"A{n}")
+        if n == 2:
+            rows[4]["BilledCost"] = "n/a"
+        name = f"part-{n}.csv.gz" if n % 2 else f"part-{n}.csv"
+        path = write_csv(tmp_path / name, rows, "1.0", gzip_it=n % 2 == 1).path
+        if n == 3:  # a line with a field too many: data row 10
+            with gzip.open(path, "rt", newline="") as handle:
+                lines = handle.read().splitlines()
+            lines[10] += ",surplus"
+            with gzip.open(path, "wt", newline="") as handle:
+                handle.write("\n".join(lines) + "\n")
+        written.append((path, rows))
+
+    report = focus.ingest(wh, [p for p, _ in written])
+    r = report.result
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (195, 193, 2)
+    q = wh.query("SELECT file, row_number, column_name FROM quarantine ORDER BY file")
+    assert q.rows() == [(str(written[2][0]), 5, "BilledCost"), (str(written[3][0]), 10, None)]
+    order = wh.query("SELECT x_SourceFile AS f, x_SourceRow AS r FROM charges ORDER BY rowid").rows()
+    expected = [(str(p), i) for p, rows in written for i in range(1, len(rows) + 1)
+                if (str(p), i) not in {(str(written[2][0]), 5), (str(written[3][0]), 10)}]
+    assert order == expected
+    good = sum(Decimal(row["BilledCost"]) for n, (_, rows) in enumerate(written) for i, row in enumerate(rows, 1)
+               if (n, i) not in {(2, 5), (3, 10)})
+    assert totals(wh)[:2] == (193, good)
