@@ -44,7 +44,6 @@ from connectors.staging import (
     first_line,
     no_progress,
     side_by_side,
-    stage_file_rows,
     stage_files_side_by_side,
     stage_rows_apart,
 )
@@ -207,22 +206,6 @@ def ingest(
         period_totals = batch.period_totals()
         sample = batch.quarantine_sample()
     return IngestReport(result, files, period_totals, sample)
-
-
-def _stage_file(batch, index: int, file: FocusFile, *, first: bool) -> int:
-    """Stage one file's rows (typed, with their errors) into focus_rows; return rows read."""
-    return stage_file_rows(
-        batch,
-        index,
-        file.path,
-        file.format,
-        file.compression,
-        typed_select=lambda raw, row_number: _typed_select(file, raw, row_number),
-        rows_table="focus_rows",
-        rejects_table="focus_rejects",
-        first=first,
-        csv_dialect=file.csv_dialect,
-    )
 
 
 def _stage_apart(helper: LoadBatch, index: int, file: FocusFile) -> StagedRows:

@@ -2,9 +2,9 @@
 
 The file connectors (FOCUS, GCP billing export, OTel, Langfuse, AWS CUR, Azure exports) all load
 the same way: take each file's checksum (the warehouse skips a file it already loaded and
-records it with the batch), stage the files one by one into a batch table, each with its rows'
-errors in an ``_errors`` list, then write the good rows and quarantine the others with their
-file, row and reason. This module holds the parts they share, so they report progress,
+records it with the batch), stage the files into a batch table (one by one, or side by side on
+helper threads and appended in order), each with its rows' errors in an ``_errors`` list, then
+write the good rows and quarantine the others with their file, row and reason. This module holds the parts they share, so they report progress,
 failures and rejected rows alike.
 """
 
@@ -303,73 +303,24 @@ def stage_rows_apart(
     name: Path | str | None = None,
     csv_dialect: CsvDialect | None = None,
 ) -> StagedRows:
-    """:func:`stage_file_rows` into tables of the file's own, for :func:`stage_files_side_by_side`."""
-    rows, rejects = f"_{rows_table}_{index}", f"_{rejects_table}_{index}" if fmt == "csv" else None
-    rows_read = _stage_typed_rows(
-        helper, index, local, fmt, compression, typed_select, prefix=rows_table, rows_into=rows, rejects_into=rejects,
-        append_rows=False, append_rejects=False, name=name, csv_dialect=csv_dialect,
-    )  # fmt: skip
-    return StagedRows(helper.table_name(rows), helper.table_name(rejects) if rejects else None, rows_read)
-
-
-def stage_file_rows(
-    batch: LoadBatch,
-    index: int,
-    local: Path,
-    fmt: FileFormat,
-    compression: str | None,
-    *,
-    typed_select: Callable[[str, str], str],
-    rows_table: str,
-    rejects_table: str,
-    first: bool,
-    name: Path | str | None = None,
-    csv_dialect: CsvDialect | None = None,
-) -> int:
-    """Stage one file's typed rows into ``rows_table`` and its unparsable CSV lines into ``rejects_table``.
+    """Stage one file's typed rows and its unparsable CSV lines into tables of the file's own.
 
     ``typed_select(raw_table, row_number_sql)`` is the connector's mapping: a SELECT over the
-    raw table (aliased ``r``) giving each row typed with its ``_errors``. The first file of a
-    load creates both tables, later files append (``first``), so the loop over files stays
-    the same for every connector. Returns the rows read: staged rows plus rejected lines.
+    raw table (aliased ``r``) giving each row typed with its ``_errors``. The tables are named
+    after ``rows_table`` and ``rejects_table``, to which :func:`stage_files_side_by_side`
+    appends them; ``name``: the file as the quarantine names it (default ``local``).
     """
-    if first:
-        batch.stage(rejects_table, EMPTY_QUARANTINE_SQL)
-    return _stage_typed_rows(
-        batch, index, local, fmt, compression, typed_select, prefix=rows_table, rows_into=rows_table,
-        rejects_into=rejects_table if fmt == "csv" else None, append_rows=not first, append_rejects=True, name=name,
-        csv_dialect=csv_dialect,
-    )  # fmt: skip
-
-
-def _stage_typed_rows(
-    batch: LoadBatch,
-    index: int,
-    local: Path,
-    fmt: FileFormat,
-    compression: str | None,
-    typed_select: Callable[[str, str], str],
-    *,
-    prefix: str,
-    rows_into: str,
-    rejects_into: str | None,
-    append_rows: bool,
-    append_rejects: bool,
-    name: Path | str | None,
-    csv_dialect: CsvDialect | None,
-) -> int:
-    """Stage a file as read, then its typed rows into table ``rows_into`` and its rejected CSV
-    lines into ``rejects_into`` (each created, or added to with ``append_…``); the rows read."""
-    raw, read_rejects = f"_{prefix}_raw_{index}", f"_{prefix}_rejects_{index}"
-    row_number = stage_raw(batch, raw, read_rejects, local, fmt, compression, name=name, csv_dialect=csv_dialect)
-    batch.stage(rows_into, typed_select(raw, row_number), append=append_rows)
-    rejected = 0
-    if rejects_into is not None:
-        label = str(name if name is not None else local)
-        rejected = batch.stage(rejects_into, csv_rejects_sql(read_rejects, label), append=append_rejects)
-    staged = batch.execute(f'SELECT count(*) FROM "{raw}"').fetchone()[0]
-    batch.execute(f'DROP TABLE "{raw}"')
-    return staged + rejected
+    raw, read_rejects = f"_{rows_table}_raw_{index}", f"_{rows_table}_rejects_{index}"
+    row_number = stage_raw(helper, raw, read_rejects, local, fmt, compression, name=name, csv_dialect=csv_dialect)
+    rows = f"_{rows_table}_{index}"
+    helper.stage(rows, typed_select(raw, row_number))
+    rejects, rejected = None, 0
+    if fmt == "csv":
+        rejects = f"_{rejects_table}_{index}"
+        rejected = helper.stage(rejects, csv_rejects_sql(read_rejects, str(name if name is not None else local)))
+    staged = helper.execute(f'SELECT count(*) FROM "{raw}"').fetchone()[0]
+    helper.execute(f'DROP TABLE "{raw}"')
+    return StagedRows(helper.table_name(rows), helper.table_name(rejects) if rejects else None, staged + rejected)
 
 
 def errors_quarantine_sql(

@@ -35,7 +35,15 @@ from connectors.aws_cur.discover import (
 from connectors.aws_cur.inspect import REQUIRED_FIELDS, CurFile, Dialect, _inspect_all
 from connectors.aws_cur.map import SERVICES, _focus_sql, _Relation, _typed_sql
 from connectors.files import csv_rejects_sql, expand, sql_literal
-from connectors.staging import checksums, errors_quarantine_sql, first_line, stage_files, stage_raw
+from connectors.staging import (
+    StagedRows,
+    checksums,
+    errors_quarantine_sql,
+    first_line,
+    stage_files,
+    stage_files_side_by_side,
+    stage_raw,
+)
 from finops.exceptions import SourceError
 from finops.warehouse import FOCUS_COLUMNS, PARTITION_COLUMNS, LoadResult, SourceFile, Warehouse
 
@@ -296,11 +304,13 @@ def _stage_focus(batch, files, period, export_id, uri_sql, report) -> tuple[str,
     transaction as the rows they describe.
     """
 
-    def stage_one(batch, index: int, file: CurFile, *, first: bool) -> int:
+    def stage_apart(helper, index: int, file: CurFile) -> StagedRows:
         assert file.focus_file is not None
-        return focus._stage_file(batch, index, file.focus_file, first=first)
+        return focus._stage_apart(helper, index, file.focus_file)
 
-    rows_read = stage_files(batch, files, stage_one, report, path=lambda f: f.path)
+    rows_read = stage_files_side_by_side(
+        batch, files, stage_apart, report, path=lambda f: f.path, rows_table="focus_rows", rejects_table="focus_rejects"
+    )
     outside = "false"
     if period:
         outside = f"coalesce(strftime(BillingPeriodStart, '%Y-%m') <> {sql_literal(period)}, false)"
