@@ -38,6 +38,7 @@ from finops.warehouse import LoadBatch, SourceFile
 ProgressCallback = Callable[[str, int, int], None]
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+Worker = TypeVar("Worker")
 Item_contra = TypeVar("Item_contra", contravariant=True)
 
 
@@ -128,7 +129,7 @@ def stage_files_side_by_side(
     """
     report = progress or no_progress
     rows_read = 0
-    staged_files = _on_helpers(batch, list(enumerate(items)), lambda helper, pair: stage_apart(helper, *pair), at_once)
+    staged_files = _on_threads(batch.helper, list(enumerate(items)), lambda helper, pair: stage_apart(helper, *pair), at_once)
     for i, item in enumerate(items):
         report(f"reading {path(item).name}", i, len(items))
         staged = next(staged_files)
@@ -143,33 +144,6 @@ def stage_files_side_by_side(
     return rows_read
 
 
-def _on_helpers(
-    batch: LoadBatch, items: Sequence[Item], work: Callable[[LoadBatch, Item], Result], at_once: int | None
-) -> Iterator[Result]:
-    """``work(helper, item)`` on threads, each with a helper batch of its own; results in order."""
-    workers = max(1, min(len(items), at_once or (os.cpu_count() or 1)))
-    with contextlib.ExitStack() as stack:
-        idle: queue.SimpleQueue[LoadBatch] = queue.SimpleQueue()
-        for _ in range(workers):  # opened here, on the batch's thread
-            idle.put(stack.enter_context(batch.helper()))
-
-        def one(item: Item) -> Result:
-            helper = idle.get()
-            try:
-                return work(helper, item)
-            finally:
-                idle.put(helper)
-
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers))
-        futures = [pool.submit(one, item) for item in items]
-        try:
-            for future in futures:
-                yield future.result()
-        finally:
-            for future in futures:  # after a failure, files not yet started are not staged
-                future.cancel()
-
-
 def side_by_side(
     con: duckdb.DuckDBPyConnection,
     items: Sequence[Item],
@@ -178,20 +152,45 @@ def side_by_side(
     at_once: int | None = None,
 ) -> Iterator[Result]:
     """``work(cursor, item)`` for the items on ``at_once`` threads (default: one per core), each
-    with its own cursor of ``con``; the results in the items' order, and of several failures the
-    first item's in that order is raised.
+    thread with its own cursor of ``con``; the results in the items' order, and of several
+    failures the first item's in that order is raised.
 
     For looking at files before a load: DuckDB reads a gzip CSV, and Python checks its stream, in
     one thread each (both release the GIL), and a download waits on the network.
     """
+    return _on_threads(con.cursor, items, work, at_once)
 
-    def one(item: Item) -> Result:
-        with con.cursor() as cursor:
-            return work(cursor, item)
 
-    workers = max(1, min(len(items), at_once or os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(one, items)
+def _on_threads(
+    open_worker: Callable[[], contextlib.AbstractContextManager[Worker]],
+    items: Sequence[Item],
+    work: Callable[[Worker, Item], Result],
+    at_once: int | None,
+) -> Iterator[Result]:
+    """``work(worker, item)`` on ``at_once`` threads (default: one per core), each thread with a
+    worker of its own (a cursor, a helper batch) opened here, on the caller's thread; the results
+    in the items' order. After a failure, the items not yet started are not worked on."""
+    threads = max(1, min(len(items), at_once or os.cpu_count() or 1))
+    with contextlib.ExitStack() as stack:
+        idle: queue.SimpleQueue[Worker] = queue.SimpleQueue()
+        for _ in range(threads):
+            idle.put(stack.enter_context(open_worker()))
+
+        def one(item: Item) -> Result:
+            worker = idle.get()
+            try:
+                return work(worker, item)
+            finally:
+                idle.put(worker)
+
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=threads))
+        futures = [pool.submit(one, item) for item in items]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def first_line(exc: BaseException | str) -> str:
