@@ -83,13 +83,14 @@ import duckdb
 from connectors.files import expand, money_from_text, sql_literal, verify_gzip
 from connectors.focus import IngestReport
 from connectors.staging import (
+    StagedRows,
     checksums,
     errors_quarantine_sql,
     first_line,
     lines_sql,
     no_progress,
     reading,
-    stage_files,
+    stage_files_side_by_side,
 )
 from finops.exceptions import SourceError
 from finops.warehouse import PARTITION_COLUMNS, LoadBatch, LoadResult, SourceFile, Warehouse
@@ -329,7 +330,9 @@ def _load(
 ) -> IngestReport:
     total = len(files)
     with wh.load(SOURCE_KIND, uri, sources) as batch:
-        rows_read = stage_files(batch, files, _stage_file, report, path=lambda f: f.path)
+        rows_read = stage_files_side_by_side(
+            batch, files, _stage_apart, report, path=lambda f: f.path, rows_table="gcp_rows", rejects_table="gcp_rejects"
+        )
         report("replacing invoice months", total, total)
         if rows_read == 0:
             result = LoadResult(batch.batch_id, 0, 0, 0, 0, [])
@@ -348,8 +351,8 @@ def _load(
     return IngestReport(result, list(files), period_totals, sample)
 
 
-def _stage_file(batch: LoadBatch, index: int, file: ExportFile, *, first: bool) -> int:
-    """Stage one file's rows as (_file, _row, _raw, r, _shape) in gcp_rows; return rows read."""
+def _stage_apart(helper: LoadBatch, index: int, file: ExportFile) -> StagedRows:
+    """Stage one file's rows as (_file, _row, _raw, r, _shape) in a table of its own, for gcp_rows."""
     lines = f"_lines_{index}" if file.format == "json" else None
     rows = _json_rows_sql(file.local_path, file.format, file.compression, lines_table=lines)
     shape_checks = [
@@ -368,13 +371,14 @@ def _stage_file(batch: LoadBatch, index: int, file: ExportFile, *, first: bool) 
         f" list_filter([{', '.join(shape_checks)}]::VARCHAR[], e -> e IS NOT NULL) AS _shape"
         f" FROM ({rows})"
     )
+    rows_table = f"_gcp_rows_{index}"
     with reading(file.path):
         if lines:  # staged first: a table keeps the file's line order, so rowid is the line number
-            batch.stage(lines, f"SELECT line FROM {_lines_sql(file.local_path, file.compression)}")
-        staged = batch.stage("gcp_rows", select, append=not first)
+            helper.stage(lines, f"SELECT line FROM {_lines_sql(file.local_path, file.compression)}")
+        staged = helper.stage(rows_table, select)
     if lines:
-        batch.execute(f'DROP TABLE "{lines}"')
-    return staged
+        helper.execute(f'DROP TABLE "{lines}"')
+    return StagedRows(helper.table_name(rows_table), None, staged)
 
 
 def _text(expr: str) -> str:

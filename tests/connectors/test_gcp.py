@@ -610,3 +610,30 @@ def test_ibis_reads_the_loaded_tags(wh, tmp_path):
         charges = con.table("charges")
         by_team = charges.group_by(team=charges.Tags.get("team")).agg(n=charges.count()).to_pyarrow().to_pylist()
     assert sorted((r["team"], r["n"]) for r in by_team) == [("marketing", 3), ("product", 3), ("research", 3)]
+
+
+def test_several_files_staged_side_by_side_keep_their_order_rows_and_quarantine(wh, tmp_path):
+    """JSON lines and Parquet files are staged two at a time and appended in order: each row keeps
+    its file and row number, and a broken line is quarantined under its own file."""
+    months = ["202607", "202608", "202609", "202610"]
+    files, good = [], []
+    for n, month in enumerate(months):
+        rows = export_rows(40 + n, month=month)
+        if n == 1:
+            path = write_parquet(tmp_path / f"part-{n}.parquet", rows)
+        else:
+            path = write_ndjson(tmp_path / f"part-{n}.json", rows)
+        if n == 2:  # row 7: a line cut short
+            lines = path.read_text().splitlines()
+            lines[6] = lines[6][:30]
+            path.write_text("\n".join(lines) + "\n")
+        files.append(path)
+        good += [row for i, row in enumerate(rows, start=1) if (n, i) != (2, 7)]
+
+    report = gcp_billing.ingest_export(wh, files)
+    r = report.result
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (166, 165, 1)
+    assert wh.query("SELECT file, row_number, column_name FROM quarantine").rows() == [(str(files[2]), 7, "row")]
+    order = wh.query("SELECT x_SourceFile AS f, x_SourceRow AS r FROM charges ORDER BY rowid").rows()
+    assert order == [(str(p), i) for n, p in enumerate(files) for i in range(1, 41 + n) if (n, i) != (2, 7)]
+    assert totals(wh)[:2] == (165, billed(good))
