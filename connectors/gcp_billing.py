@@ -331,7 +331,7 @@ def _load(
     total = len(files)
     with wh.load(SOURCE_KIND, uri, sources) as batch:
         rows_read = stage_files_side_by_side(
-            batch, files, _stage_apart, report, path=lambda f: f.path, rows_table="gcp_rows", rejects_table="gcp_rejects"
+            batch, files, _stage_apart, report, path=lambda f: f.path, rows_table="gcp_rows", rejects_table=None
         )
         report("replacing invoice months", total, total)
         if rows_read == 0:

@@ -115,17 +115,18 @@ def stage_files_side_by_side(
     *,
     path: Callable[[Item], Path],
     rows_table: str,
-    rejects_table: str,
+    rejects_table: str | None,
     at_once: int | None = None,
 ) -> int:
     """The file loop of :func:`stage_files`, with the files staged on helper threads; the rows read.
 
     ``stage_apart(helper, index, item)`` stages each file into tables of its own, on ``at_once``
     threads (default: one per core; three on two cores was no faster); this thread appends them
-    to ``rows_table`` and ``rejects_table`` in the items' order, so the staged rows are in the
-    order :func:`stage_files` gives. DuckDB reads a small file and types its rows in one thread,
-    so two files at once use two cores: the 72 monthly FOCUS parts of the 2M benchmark, 17–21 →
-    12–13 s of staging. Of several bad files the first in order is raised.
+    to ``rows_table`` and ``rejects_table`` (None when no file is CSV) in the items' order, so
+    the staged rows are in the order :func:`stage_files` gives. DuckDB reads a small file and
+    types its rows in one thread, so two files at once use two cores: the 72 monthly FOCUS parts
+    of the 2M benchmark, 17–21 → 12–13 s of staging. Of several bad files the first in order is
+    raised.
     """
     report = progress or no_progress
     rows_read = 0
@@ -134,9 +135,11 @@ def stage_files_side_by_side(
         report(f"reading {path(item).name}", i, len(items))
         staged = next(staged_files)
         batch.stage(rows_table, f"SELECT * FROM {staged.rows}", append=i > 0)
-        if i == 0:
+        if i == 0 and rejects_table is not None:
             batch.stage(rejects_table, EMPTY_QUARANTINE_SQL)
         if staged.rejects is not None:
+            if rejects_table is None:
+                raise ValueError(f"{path(item)}: rejected lines staged, but no rejects_table to keep them in")
             batch.stage(rejects_table, f"SELECT * FROM {staged.rejects}", append=True)
             batch.execute(f"DROP TABLE {staged.rejects}")
         batch.execute(f"DROP TABLE {staged.rows}")
