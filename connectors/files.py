@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -67,18 +67,54 @@ def verify_gzip(path: Path) -> None:
     DuckDB reads a truncated .gz up to the cut and reports success, so a half-downloaded
     export would load half a month. Decompressing once (zlib, in C) proves the file whole.
     """
+    for _ in _gunzipped(path):
+        pass
+
+
+def longest_line(path: Path, compression: str | None) -> int:
+    """The bytes in the longest line of ``path``, decompressed when ``compression`` is "gzip"
+    (which proves the file whole on the way, as :func:`verify_gzip` does).
+
+    For sizing DuckDB's read buffer to the file: it must hold the longest line, and a buffer
+    sized for the longest line any file might have (1 GiB) is half the default memory limit.
+    """
+    if compression == "gzip":
+        chunks = _gunzipped(path)
+    elif compression is None:
+        chunks = _chunks(path)
+    else:
+        raise ValueError(f"{path}: cannot measure lines of {compression} files")
+    longest = run = 0  # run: the bytes of the line still open at the end of the chunks so far
+    for chunk in chunks:
+        first = chunk.find(b"\n")
+        if first < 0:
+            run += len(chunk)
+            continue
+        last = chunk.rfind(b"\n")
+        longest = max(longest, run + first, *map(len, chunk[first + 1 : last].split(b"\n")))
+        run = len(chunk) - last - 1
+    return max(longest, run)
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        yield from iter(lambda: handle.read(1 << 20), b"")
+
+
+def _gunzipped(path: Path) -> Iterator[bytes]:
+    """The decompressed bytes of a gzip file (of one member or several), a chunk at a time;
+    SourceError when the data is corrupt or ends before the stream does."""
     decompressor = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
     try:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                while chunk:
-                    decompressor.decompress(chunk, 0)
-                    if decompressor.eof:  # a member ended; gzip allows another to follow
-                        chunk = decompressor.unused_data
-                        if chunk:
-                            decompressor = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
-                    else:
-                        chunk = b""
+        for chunk in _chunks(path):
+            while chunk:
+                yield decompressor.decompress(chunk, 0)
+                if decompressor.eof:  # a member ended; gzip allows another to follow
+                    chunk = decompressor.unused_data
+                    if chunk:
+                        decompressor = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+                else:
+                    chunk = b""
     except zlib.error as exc:
         raise SourceError(f"{path}: corrupt gzip data: {exc}") from exc
     if not decompressor.eof:

@@ -80,7 +80,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
-from connectors.files import expand, money_from_text, sql_literal, verify_gzip
+from connectors.files import expand, longest_line, money_from_text, sql_literal
 from connectors.focus import IngestReport
 from connectors.staging import (
     StagedRows,
@@ -181,6 +181,7 @@ class ExportFile:
     ignored_columns: tuple[str, ...]  # top-level fields this connector does not read
     source_name: str  # x_SourceFile: the file path, or bigquery://project.dataset.table?invoice_month=…
     local_path: Path  # where the rows are read from
+    longest_line: int | None = None  # gzip JSON: the bytes of its longest line, to size the read buffer
 
 
 # -- files ----------------------------------------------------------------------------------
@@ -209,12 +210,14 @@ def detect_kind(path: Path) -> tuple[FileKind, str | None]:
     )
 
 
-def _lines_sql(path: Path, compression: str | None) -> str:
+def _lines_sql(path: Path, compression: str | None, longest: int | None = None) -> str:
     """Read a newline-delimited JSON file as one text column ``line``, one row per line (see :func:`lines_sql`)."""
-    return lines_sql(path, compression, max_line_size=268435456)
+    return lines_sql(path, compression, longest=longest, max_line_size=268435456)
 
 
-def _json_rows_sql(path: Path, kind: FileKind, compression: str | None, *, lines_table: str | None = None) -> str:
+def _json_rows_sql(
+    path: Path, kind: FileKind, compression: str | None, *, lines_table: str | None = None, longest: int | None = None
+) -> str:
     """SELECT _row (1-based), _raw (the row as text), j (the row as JSON, NULL when not valid).
 
     JSON lines are numbered by their position in ``lines_table`` (the file's lines staged in
@@ -225,7 +228,7 @@ def _json_rows_sql(path: Path, kind: FileKind, compression: str | None, *, lines
             "SELECT _row, _raw, _raw::JSON AS j FROM (SELECT file_row_number + 1 AS _row,"
             f" to_json(t) AS _raw FROM read_parquet({sql_literal(str(path))}, file_row_number = true) AS t)"
         )
-    source, row = (f'"{lines_table}"', "rowid + 1") if lines_table else (_lines_sql(path, compression), "NULL")
+    source, row = (f'"{lines_table}"', "rowid + 1") if lines_table else (_lines_sql(path, compression, longest), "NULL")
     # Blank lines are not rows; skipping them after numbering keeps every row's line number.
     return (
         f"SELECT * FROM (SELECT {row} AS _row, line AS _raw, CASE WHEN json_valid(line) THEN line::JSON END AS j"
@@ -243,9 +246,10 @@ def inspect(paths: Sequence[Path], *, sample_rows: int = 1000) -> list[ExportFil
     with Warehouse.scratch() as con:
         for path in paths:
             kind, compression = detect_kind(path)
-            if compression == "gzip":
-                verify_gzip(path)
-            files.append(_inspect_one(con, path, path, str(path), kind, compression, sample_rows))
+            # Decompressing a gzip file whole proves it complete (DuckDB reads a truncated one
+            # up to the cut and calls it done) and measures the read buffer its stage needs.
+            longest = longest_line(path, "gzip") if compression == "gzip" else None
+            files.append(_inspect_one(con, path, path, str(path), kind, compression, sample_rows, longest))
     return files
 
 
@@ -257,6 +261,7 @@ def _inspect_one(
     kind: FileKind,
     compression: str | None,
     sample_rows: int,
+    longest: int | None = None,
 ) -> ExportFile:
     if kind == "parquet":
         try:
@@ -264,7 +269,7 @@ def _inspect_one(
             top_level = [r[0] for r in described]
         except duckdb.Error as exc:
             raise SourceError(f"{shown}: cannot be read as Parquet: {_first_line(exc)}") from exc
-    sample = _json_rows_sql(path, kind, compression)
+    sample = _json_rows_sql(path, kind, compression, longest=longest)
     checks = ", ".join(f"bool_or(json_exists(j, {sql_literal(_json_path(f))}))" for f in REQUIRED_FIELDS)
     try:
         row = con.execute(
@@ -292,7 +297,7 @@ def _inspect_one(
             " for a FOCUS export use `finops ingest focus`",
         )
     ignored = tuple(k for k in keys if k not in EXPORT_FIELDS)
-    return ExportFile(shown, kind, compression, ignored, source_name, path)
+    return ExportFile(shown, kind, compression, ignored, source_name, path, longest)
 
 
 def _json_path(field: str) -> str:
@@ -374,7 +379,7 @@ def _stage_apart(helper: LoadBatch, index: int, file: ExportFile) -> StagedRows:
     rows_table = f"_gcp_rows_{index}"
     with reading(file.path):
         if lines:  # staged first: a table keeps the file's line order, so rowid is the line number
-            helper.stage(lines, f"SELECT line FROM {_lines_sql(file.local_path, file.compression)}")
+            helper.stage(lines, f"SELECT line FROM {_lines_sql(file.local_path, file.compression, file.longest_line)}")
         staged = helper.stage(rows_table, select)
     if lines:
         helper.execute(f'DROP TABLE "{lines}"')

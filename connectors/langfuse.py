@@ -126,7 +126,14 @@ from connectors.otel import (
     finish_load,
     request_totals,
 )
-from connectors.staging import bad_token_sql, checksums, documents_stager, no_progress, stage_files, token_sql
+from connectors.staging import (
+    bad_token_sql,
+    checksums,
+    documents_stager,
+    no_progress,
+    stage_files_side_by_side,
+    token_sql,
+)
 from finops.exceptions import SourceError
 from finops.warehouse import MONEY, LoadBatch, Warehouse
 
@@ -216,7 +223,15 @@ def ingest(
     paths = expand(patterns, suffixes=(".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz"))
     report = progress or no_progress
     with wh.load(SOURCE_KIND, ", ".join(str(p) for p in patterns), checksums(paths, report)) as batch:
-        stage_files(batch, paths, documents_stager("langfuse_docs", _check_export_line), report)
+        stage_files_side_by_side(
+            batch,
+            paths,
+            documents_stager("langfuse_docs", _check_export_line),
+            report,
+            path=lambda p: p,
+            rows_table="langfuse_docs",
+            rejects_table=None,
+        )
         batch.stage("langfuse_observations", _observations_sql("langfuse_docs"))
         batch.execute("DROP TABLE langfuse_docs")  # the only table that held content; free it early
         batch.stage(

@@ -117,7 +117,7 @@ from connectors.staging import (
     errors_quarantine_sql,
     no_progress,
     stage_documents,  # noqa: F401 - the name otel offered; it lives in staging now
-    stage_files,
+    stage_files_side_by_side,
     token_sql,
 )
 from finops.exceptions import SourceError
@@ -253,7 +253,15 @@ def ingest(
     paths = expand(patterns, suffixes=(".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz"))
     report = progress or no_progress
     with wh.load(SOURCE_KIND, ", ".join(str(p) for p in patterns), checksums(paths, report)) as batch:
-        stage_files(batch, paths, documents_stager("otel_docs", _check_otlp_line), report)
+        stage_files_side_by_side(
+            batch,
+            paths,
+            documents_stager("otel_docs", _check_otlp_line),
+            report,
+            path=lambda p: p,
+            rows_table="otel_docs",
+            rejects_table=None,
+        )
         batch.stage("otel_spans", _with_model_call_flag(_spans_sql("otel_docs")))
         batch.stage("otel_walk", ancestor_walk_sql("otel_spans", "trace_id", "span_id", "parent_span_id"))
         report("resolving agents and tasks", len(paths), len(paths))

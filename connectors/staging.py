@@ -27,10 +27,10 @@ from connectors.files import (
     FileFormat,
     csv_dialect_from_sniff,
     csv_rejects_sql,
+    longest_line,
     read_sql,
     sniff_csv_sql,
     sql_literal,
-    verify_gzip,
 )
 from finops.exceptions import SourceError
 from finops.warehouse import LoadBatch, SourceFile
@@ -345,53 +345,86 @@ def errors_quarantine_sql(
 # -- JSON documents, one per line or one per file -------------------------------------------------
 
 
-def lines_sql(path: Path, compression: str | None = "auto", *, max_line_size: int = 1 << 30) -> str:
+LONGEST_LINE = 1 << 30
+"""The longest line :func:`lines_sql` reads (1 GiB): a whole export on one line still loads."""
+
+
+def lines_sql(
+    path: Path, compression: str | None = "auto", *, longest: int | None = None, max_line_size: int = LONGEST_LINE
+) -> str:
     """The file's lines as one text column ``line``, one row per line, in order.
 
     A delimiter that valid JSON cannot contain unescaped (U+0001) and no quoting, so every line
     arrives whole, including lines that are not valid JSON. ``compression``: DuckDB's name
     (``gzip``), None for none, ``"auto"`` for gzip when the name ends in ``.gz``.
+
+    DuckDB's read buffer must hold the longest line, and it is allocated whole for every file
+    read: it is sized to ``longest`` (bytes) when given (:func:`connectors.files.longest_line`), to
+    the file's size when uncompressed, else to ``max_line_size``, the longest line accepted (a
+    longer one is an error). A 1 GiB buffer per file would be half the default memory limit.
     """
     if compression == "auto":
         compression = "gzip" if path.name.lower().endswith(".gz") else None
+    if longest is None:
+        longest = path.stat().st_size if compression is None else max_line_size
+    size = min(max_line_size, max(longest + 2, 1 << 21))  # + CR LF; DuckDB's default is 2 MiB
     comp = f", compression = {sql_literal(compression)}" if compression else ""
     return (
         f"read_csv({sql_literal(str(path))}, columns = {{'line': 'VARCHAR'}}, header = false, auto_detect = false,"
-        f" delim = '{chr(1)}', quote = '', escape = '', max_line_size = {max_line_size},"
+        f" delim = '{chr(1)}', quote = '', escape = '', max_line_size = {size},"
         # DuckDB's default buffer is 16 lines of the longest: far past the warehouse's memory limit.
-        f" buffer_size = {max_line_size}{comp})"
+        f" buffer_size = {size}{comp})"
     )
 
 
 def stage_documents(
     batch: LoadBatch, table: str, path: Path, *, first: bool, accept: Callable[[LoadBatch, str, Path], None]
 ) -> int:
-    """Stage the JSON documents of one file as (_file, _line, doc JSON) in ``table``.
+    """Stage the JSON documents of one file as (_file, _line, doc JSON) in ``table``; the documents staged.
+
+    One file at a time on the batch itself; :func:`documents_stager` stages files side by side.
+    """
+    staged = stage_documents_apart(batch, 0, path, table=table, accept=accept)
+    batch.stage(table, f"SELECT * FROM {staged.rows}", append=not first)
+    batch.execute(f"DROP TABLE {staged.rows}")
+    return staged.rows_read
+
+
+def stage_documents_apart(
+    batch: LoadBatch, index: int, path: Path, *, table: str, accept: Callable[[LoadBatch, str, Path], None]
+) -> StagedRows:
+    """Stage the JSON documents of one file as (_file, _line, doc JSON) in a table of the file's own.
 
     JSON lines, one document per line, or the whole file as one JSON document (then _line 1).
     A line that is not JSON (in a file that is not one document either) is a SourceError
-    naming the file and line. ``accept`` checks the staged documents' shape and raises.
+    naming the file and line. ``accept(batch, staged_table, path)`` checks the staged
+    documents' shape and raises. The tables are named after ``table`` and ``index``, so helper
+    batches can stage several files at once (:func:`stage_files_side_by_side`).
     """
     name = str(path)
+    raw, lines, docs = f"_{table}_raw_{index}", f"_{table}_lines_{index}", f"_{table}_{index}"
+    longest = None
     if path.name.lower().endswith(".gz"):
-        verify_gzip(path)  # DuckDB would read a truncated .gz up to the cut and call it done
+        # Decompressing it proves the file whole: DuckDB would read a truncated .gz up to the
+        # cut and call it done.
+        longest = longest_line(path, "gzip")
     with reading(path):
         # Staged first: a table keeps the file's line order, so rowid gives the line number.
-        batch.stage("_doc_raw", f"SELECT line FROM {lines_sql(path)}")
-        batch.stage("_doc_lines", "SELECT rowid + 1 AS _line, line FROM _doc_raw")
-        batch.execute("DROP TABLE _doc_raw")
+        batch.stage(raw, f"SELECT line FROM {lines_sql(path, longest=longest)}")
+        batch.stage(lines, f'SELECT rowid + 1 AS _line, line FROM "{raw}"')
+        batch.execute(f'DROP TABLE "{raw}"')
     bad = batch.execute(
-        "SELECT min(_line) FROM _doc_lines WHERE nullif(trim(line), '') IS NOT NULL AND NOT json_valid(line)"
+        f'SELECT min(_line) FROM "{lines}" WHERE nullif(trim(line), \'\') IS NOT NULL AND NOT json_valid(line)'
     ).fetchone()[0]
     if bad is None:
         select = (
-            f"SELECT {sql_literal(name)} AS _file, _line, line::JSON AS doc FROM _doc_lines"
+            f"SELECT {sql_literal(name)} AS _file, _line, line::JSON AS doc FROM \"{lines}\""
             " WHERE nullif(trim(line), '') IS NOT NULL"
         )
     else:
-        whole = batch.execute("SELECT json_valid(string_agg(line, chr(10) ORDER BY _line)) FROM _doc_lines").fetchone()[
-            0
-        ]
+        whole = batch.execute(
+            f'SELECT json_valid(string_agg(line, chr(10) ORDER BY _line)) FROM "{lines}"'
+        ).fetchone()[0]
         if not whole:
             raise SourceError(
                 f"{path}: line {bad} is not valid JSON (nor is the file one JSON document)",
@@ -399,21 +432,20 @@ def stage_documents(
             )
         select = (
             f"SELECT {sql_literal(name)} AS _file, 1::BIGINT AS _line,"
-            " string_agg(line, chr(10) ORDER BY _line)::JSON AS doc FROM _doc_lines"
+            f' string_agg(line, chr(10) ORDER BY _line)::JSON AS doc FROM "{lines}"'
         )
-    staged = batch.stage(f"_{table}_file", select)
-    accept(batch, f"_{table}_file", path)
-    batch.stage(table, f'SELECT * FROM "_{table}_file"', append=not first)
-    batch.execute(f'DROP TABLE "_{table}_file"')
-    batch.execute("DROP TABLE _doc_lines")
-    return staged
+    staged = batch.stage(docs, select)
+    batch.execute(f'DROP TABLE "{lines}"')
+    accept(batch, docs, path)
+    return StagedRows(batch.table_name(docs), None, staged)
 
 
-def documents_stager(table: str, accept: Callable[[LoadBatch, str, Path], None]) -> StageOne[Path]:
-    """:func:`stage_documents` into ``table`` as the file loop (:func:`connectors.staging.stage_files`) calls it."""
+def documents_stager(table: str, accept: Callable[[LoadBatch, str, Path], None]) -> StageApart[Path]:
+    """:func:`stage_documents_apart` into tables named after ``table``, as
+    :func:`stage_files_side_by_side` calls it (with ``rows_table=table``, ``rejects_table=None``)."""
 
-    def stage(batch: LoadBatch, index: int, path: Path, *, first: bool) -> int:
-        return stage_documents(batch, table, path, first=first, accept=accept)
+    def stage(helper: LoadBatch, index: int, path: Path) -> StagedRows:
+        return stage_documents_apart(helper, index, path, table=table, accept=accept)
 
     return stage
 

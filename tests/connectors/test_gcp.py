@@ -612,9 +612,11 @@ def test_ibis_reads_the_loaded_tags(wh, tmp_path):
     assert sorted((r["team"], r["n"]) for r in by_team) == [("marketing", 3), ("product", 3), ("research", 3)]
 
 
-def test_several_files_staged_side_by_side_keep_their_order_rows_and_quarantine(wh, tmp_path):
-    """JSON lines and Parquet files are staged two at a time and appended in order: each row keeps
-    its file and row number, and a broken line is quarantined under its own file."""
+def test_several_files_staged_side_by_side_keep_their_order_rows_and_quarantine(wh, tmp_path, monkeypatch):
+    """JSON lines (one gzipped) and Parquet files are staged two at a time and appended in order:
+    each row keeps its file and row number, and a broken line is quarantined under its own file.
+    Under a 200 MB memory limit: each read buffer is sized to the file's lines (it was 256 MiB)."""
+    monkeypatch.setenv("FINOPS_MEMORY_LIMIT", "200MB")
     months = ["202607", "202608", "202609", "202610"]
     files, good = [], []
     for n, month in enumerate(months):
@@ -627,6 +629,11 @@ def test_several_files_staged_side_by_side_keep_their_order_rows_and_quarantine(
             lines = path.read_text().splitlines()
             lines[6] = lines[6][:30]
             path.write_text("\n".join(lines) + "\n")
+        if n == 3:
+            packed = path.with_name(path.name + ".gz")
+            packed.write_bytes(gzip.compress(path.read_bytes()))
+            path.unlink()
+            path = packed
         files.append(path)
         good += [row for i, row in enumerate(rows, start=1) if (n, i) != (2, 7)]
 

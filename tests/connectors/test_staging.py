@@ -1,4 +1,5 @@
-"""Reading a CSV file with the dialect found when it was inspected, instead of sniffing it again."""
+"""Reading a CSV file with the dialect found when it was inspected, instead of sniffing it again;
+sizing the read buffer of a JSON lines file to its longest line."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from connectors.files import detect_format, read_sql
-from connectors.staging import describe_columns
+from connectors.files import detect_format, longest_line, read_sql
+from connectors.staging import describe_columns, lines_sql
+from finops.exceptions import SourceError
 
 # Each: the file's text and what the sniffer must have found (delimiter, quote, escape).
 CSV_FILES = {
@@ -71,3 +73,43 @@ def test_parquet_files_have_no_csv_dialect(tmp_path):
     con.execute(f"COPY (SELECT 1 AS a, 'x' AS b) TO '{path}' (FORMAT parquet)")
     described = describe_columns(con, path, "parquet", None)
     assert described.types == {"a": "INTEGER", "b": "VARCHAR"} and described.csv_dialect is None
+
+
+MIB = 1 << 20
+# Lines that cross the 1 MiB chunks longest_line reads in: one of 2.5 chunks, one ending on a
+# chunk's last byte, many short ones, and a last line with no newline.
+LINES = [b"a" * (5 * MIB // 2), b"b" * (MIB // 2 - 2), *[b"c" * 50] * 30_000, b"d" * (3 * MIB), b"e" * 10]
+
+
+@pytest.mark.parametrize("packing", ["plain", "gzip", "gzip, two members"])
+def test_the_longest_line_is_measured_across_chunks_and_its_read_buffer_holds_it(tmp_path, packing):
+    data = b"\n".join(LINES)
+    path = tmp_path / ("lines.jsonl" if packing == "plain" else "lines.jsonl.gz")
+    if packing == "plain":
+        path.write_bytes(data)
+    else:
+        half = len(data) // 3
+        parts = [data] if packing == "gzip" else [data[:half], data[half:]]
+        path.write_bytes(b"".join(gzip.compress(part) for part in parts))
+    compression = None if packing == "plain" else "gzip"
+    assert longest_line(path, compression) == 3 * MIB
+    con = duckdb.connect()
+    con.execute("SET memory_limit = '200MB'")  # a 1 GiB buffer does not fit
+    measured = lines_sql(path, compression, longest=longest_line(path, compression))
+    lengths = con.execute(f"SELECT length(line) FROM {measured}").fetchall()
+    assert [n for (n,) in lengths] == [len(line) for line in LINES]
+    with pytest.raises(duckdb.Error, match="Maximum line size"):  # the buffer is what was measured
+        con.execute(f"SELECT count(*) FROM {lines_sql(path, compression, longest=MIB)}").fetchall()
+
+
+def test_an_empty_unended_or_cut_file_has_a_longest_line_or_an_error(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert longest_line(empty, None) == 0
+    unended = tmp_path / "unended.jsonl"
+    unended.write_bytes(b"ab\n" + b"y" * 5)
+    assert longest_line(unended, None) == 5
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(b"x" * 100_000 + b"\n")[:-20])
+    with pytest.raises(SourceError, match="cut.jsonl.gz: truncated gzip file"):
+        longest_line(cut, "gzip")

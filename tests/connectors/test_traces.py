@@ -183,6 +183,50 @@ def test_single_json_document_is_accepted(wh: Warehouse, tmp_path: Path) -> None
     assert (row["cost"], row["task_id"]) == (CHAT1, TRACE_A)
 
 
+
+def test_files_staged_side_by_side_keep_order_and_fit_a_small_memory_limit(
+    wh: Warehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """agents.jsonl's three lines (spans, metrics, spans) as three files, staged two at a time, under a 300 MB memory
+    limit: DuckDB's read buffer is sized to each file's longest line (it was 1 GiB per file,
+    which failed here). The third, gzipped, has a 3 MB line: a buffer sized too small fails."""
+    import gzip
+
+    monkeypatch.setenv("FINOPS_MEMORY_LIMIT", "300MB")
+    first, second, third = OTEL_FILE.read_text().splitlines()
+    padded = json.loads(third)
+    padded["resourceSpans"][0]["resource"]["attributes"].append({"key": "x.padding", "value": {"stringValue": "p" * 3_000_000}})
+    files = [tmp_path / "1-first.jsonl", tmp_path / "2-second.jsonl.gz", tmp_path / "3-third.jsonl.gz"]
+    files[0].write_text(first + "\n")
+    files[1].write_bytes(gzip.compress((second + "\n").encode()))
+    files[2].write_bytes(gzip.compress((json.dumps(padded) + "\n").encode()))
+    report = otel.ingest(wh, files)
+    assert (report.result.rows_read, report.result.rows_loaded, report.result.rows_quarantined) == (6, 5, 1)
+    rows = requests(wh, "otel")
+    assert (rows["a1b2c3d4e5f60001"]["cost"], rows["a1b2c3d4e5f60005"]["cost"]) == (CHAT1, CHAT3)
+    assert rows["b0b0b0b0b0b00003"]["cost"] == EMBEDDING
+    # Agents are resolved across files: chat 2's tool span is in file 3, the agent span over it in file 1.
+    assert (rows["a1b2c3d4e5f60003"]["agent_id"], rows["a1b2c3d4e5f60003"]["task_id"]) == ("agent_researcher", TRACE_A)
+    assert rows["a1b2c3d4e5f60005"]["agent_id"] == "agent_summarizer"
+    quarantined = wh.query("SELECT file, row_number, column_name FROM quarantine").row(0)
+    assert quarantined == (str(files[2]), 1, "gen_ai.usage.input_tokens")
+    per_file = report.per_file.select("file", "calls").rows()
+    assert [(Path(f).name, n) for f, n in per_file] == [("1-first.jsonl", 1), ("2-second.jsonl.gz", 0), ("3-third.jsonl.gz", 4)]
+
+    # Two broken files: the first in order is the error, and nothing is written.
+    before = wh.query("SELECT count(*), sum(cost) FROM llm_requests").row(0)
+    broken = [tmp_path / f"{n}-broken.jsonl" for n in (4, 5)]
+    for path in broken:
+        path.write_text(first + "\n" + '{"resourceSpans": [\n')
+    with pytest.raises(SourceError, match=r"4-broken\.jsonl: line 2 is not valid JSON"):
+        otel.ingest(wh, [files[0], broken[0], files[1], broken[1]])
+    assert wh.query("SELECT count(*), sum(cost) FROM llm_requests").row(0) == before
+
+    packed = tmp_path / "trace_export.json.gz"
+    packed.write_bytes(gzip.compress(LANGFUSE_FILE.read_bytes()))
+    langfuse_report = langfuse.ingest(wh, [packed])
+    assert (langfuse_report.result.rows_read, langfuse_report.result.rows_loaded) == (5, 4)
+
 # Langfuse by hand (trace_export.json): `input` is uncached already, reasoning is beside output.
 GEN1_REPORTED, GEN3_REPORTED = D("0.0055"), D("0.00061")
 GEN1_OURS = 1000 * D("0.0000025") + 200 * D("0.00000125") + 250 * D("0.00001")
