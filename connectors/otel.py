@@ -111,12 +111,13 @@ import polars as pl
 from connectors.files import expand, sql_literal
 from connectors.pricing import price_staged
 from connectors.staging import (
+    StagedRows,
     bad_token_sql,
     checksums,
-    documents_stager,
     errors_quarantine_sql,
     no_progress,
     stage_documents,  # noqa: F401 - the name otel offered; it lives in staging now
+    stage_documents_apart,
     stage_files_side_by_side,
     token_sql,
 )
@@ -254,15 +255,10 @@ def ingest(
     report = progress or no_progress
     with wh.load(SOURCE_KIND, ", ".join(str(p) for p in patterns), checksums(paths, report)) as batch:
         stage_files_side_by_side(
-            batch,
-            paths,
-            documents_stager("otel_docs", _check_otlp_line),
-            report,
-            path=lambda p: p,
-            rows_table="otel_docs",
-            rejects_table=None,
+            batch, paths, _stage_spans_apart, report, path=lambda p: p, rows_table="otel_span_rows", rejects_table=None
         )
-        batch.stage("otel_spans", _with_model_call_flag(_spans_sql("otel_docs")))
+        batch.stage("otel_spans", _with_model_call_flag(_latest_copies_sql("otel_span_rows")))
+        batch.execute("DROP TABLE otel_span_rows")
         batch.stage("otel_walk", ancestor_walk_sql("otel_spans", "trace_id", "span_id", "parent_span_id"))
         report("resolving agents and tasks", len(paths), len(paths))
         batch.stage("otel_typed", _typed_sql())
@@ -274,6 +270,20 @@ def ingest(
 
 
 # -- reading files --------------------------------------------------------------------------
+
+
+def _stage_spans_apart(helper: LoadBatch, index: int, path: Path) -> StagedRows:
+    """Stage one file's spans (:func:`_spans_sql`) into a table of its own; the documents read.
+
+    A file's documents are read into a table, its spans taken out, and the documents dropped,
+    one file per helper thread: the documents (the bulk of an export, and content) never pile
+    up for the whole load. 40 files of 13 MB (538 MB of JSON) ran out of the default 2 GB when they did.
+    """
+    docs = stage_documents_apart(helper, index, path, table="otel_docs", accept=_check_otlp_line)
+    spans = f"_otel_span_rows_{index}"
+    helper.stage(spans, _spans_sql(docs.rows))
+    helper.execute(f"DROP TABLE {docs.rows}")
+    return StagedRows(helper.table_name(spans), None, docs.rows_read)
 
 
 def _check_otlp_line(batch: LoadBatch, table: str, path: Path) -> None:
@@ -325,8 +335,19 @@ def _vercel_provider(text: str) -> str:
     )
 
 
+def _latest_copies_sql(spans: str) -> str:
+    """The spans of ``spans`` with one row per trace and span id: a span exported twice (in two
+    files, or twice in one) is the copy in the last file by name, and its last line there."""
+    return (
+        f"SELECT * FROM {spans} QUALIFY trace_id IS NULL OR span_id IS NULL"
+        " OR row_number() OVER (PARTITION BY trace_id, span_id ORDER BY _file DESC, _line DESC) = 1"
+    )
+
+
 def _spans_sql(docs: str) -> str:
-    """One row per span (deduplicated by trace and span id), with only :data:`ATTRIBUTES`, read as described above.
+    """One row per span of the documents in ``docs``, with only :data:`ATTRIBUTES`, read as described above.
+
+    Copies of a span (in other files too) are removed after, by :func:`_latest_copies_sql`.
 
     ``call_like``: the span says it is a model call (operation name, instrumentation kind) or
     looks like one (a model and token counts, not an agent/workflow/chain/tool span); whether it
@@ -366,8 +387,6 @@ def _spans_sql(docs: str) -> str:
                                                      x.value.doubleValue, x.value.boolValue)), '')}}
                 )) AS a
             FROM sp
-            QUALIFY trace_id IS NULL OR span_id IS NULL
-                 OR row_number() OVER (PARTITION BY trace_id, span_id ORDER BY _file DESC, _line DESC) = 1
         ),
         attrs AS (
             SELECT _file, _line, trace_id, span_id, parent_span_id, name, start_text, end_text, status_code,

@@ -227,6 +227,28 @@ def test_files_staged_side_by_side_keep_order_and_fit_a_small_memory_limit(
     langfuse_report = langfuse.ingest(wh, [packed])
     assert (langfuse_report.result.rows_read, langfuse_report.result.rows_loaded) == (5, 4)
 
+
+def test_a_span_in_several_files_counts_once_as_its_copy_in_the_last_file(wh: Warehouse, tmp_path: Path) -> None:
+    """Spans are taken out of each file on its own thread; copies across files (and within one)
+    are resolved after: the last file by name, its last line, as one file read whole would be."""
+    chat1 = json.loads(OTEL_FILE.read_text().splitlines()[0])["resourceSpans"][0]["scopeSpans"][0]["spans"][1]
+
+    def export(output_tokens: int) -> str:
+        span = json.loads(json.dumps(chat1))
+        for attr in span["attributes"]:
+            if attr["key"] == "gen_ai.usage.output_tokens":
+                attr["value"] = {"intValue": str(output_tokens)}
+        return json.dumps({"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [span]}]}]}) + "\n"
+
+    (tmp_path / "b.jsonl").write_text(export(10) + export(20))
+    (tmp_path / "a.jsonl").write_text(export(30))
+    (tmp_path / "c.jsonl").write_text(export(40) + export(50))
+    report = otel.ingest(wh, [tmp_path / "c.jsonl", tmp_path / "a.jsonl", tmp_path / "b.jsonl"])
+    assert report.result.rows_loaded == 1
+    row = requests(wh, "otel")["a1b2c3d4e5f60001"]
+    assert row["output_tokens"] == 50
+    assert row["cost"] == CHAT1 + (50 - 300) * D("0.00001")
+
 # Langfuse by hand (trace_export.json): `input` is uncached already, reasoning is beside output.
 GEN1_REPORTED, GEN3_REPORTED = D("0.0055"), D("0.00061")
 GEN1_OURS = 1000 * D("0.0000025") + 200 * D("0.00000125") + 250 * D("0.00001")
