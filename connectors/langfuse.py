@@ -127,10 +127,11 @@ from connectors.otel import (
     request_totals,
 )
 from connectors.staging import (
+    StagedRows,
     bad_token_sql,
     checksums,
-    documents_stager,
     no_progress,
+    stage_documents_apart,
     stage_files_side_by_side,
     token_sql,
 )
@@ -224,16 +225,10 @@ def ingest(
     report = progress or no_progress
     with wh.load(SOURCE_KIND, ", ".join(str(p) for p in patterns), checksums(paths, report)) as batch:
         stage_files_side_by_side(
-            batch,
-            paths,
-            documents_stager("langfuse_docs", _check_export_line),
-            report,
-            path=lambda p: p,
-            rows_table="langfuse_docs",
-            rejects_table=None,
+            batch, paths, _stage_observations_apart, report, path=lambda p: p, rows_table="langfuse_rows", rejects_table=None
         )
-        batch.stage("langfuse_observations", _observations_sql("langfuse_docs"))
-        batch.execute("DROP TABLE langfuse_docs")  # the only table that held content; free it early
+        batch.stage("langfuse_observations", _observations_sql("langfuse_rows"))
+        batch.execute("DROP TABLE langfuse_rows")
         batch.stage(
             "langfuse_walk", ancestor_walk_sql("langfuse_observations", "trace_id", "span_id", "parent_span_id")
         )
@@ -252,16 +247,44 @@ def ingest(
     )
 
 
+DOCUMENTS_AT_ONCE = 8 << 20
+"""Bytes of Langfuse JSON taken apart by one statement (see :func:`_stage_observations_apart`)."""
+
+
+def _stage_observations_apart(helper: LoadBatch, index: int, path: Path) -> StagedRows:
+    """Stage one file's observations and traces (:func:`_file_observations_sql`) into a table of
+    its own; the documents read.
+
+    The file's documents are read into a table, what the load needs taken out, and the
+    documents (the bulk of an export, and content) dropped, one file per helper thread: 16
+    files of 29 MB (457 MB of JSON) ran out of the default 2 GB when every file's documents
+    were staged before any observation was taken out.
+    """
+    docs = stage_documents_apart(helper, index, path, table="langfuse_docs", accept=_check_export_line)
+    rows = f"_langfuse_rows_{index}"
+    # The documents in runs of about DOCUMENTS_AT_ONCE bytes (a longer one alone): DuckDB's JSON
+    # calls each hold a parse of every document of a vector until it is done, about 30 times the
+    # text over this query, so a whole 29 MB file took 0.8–1 GB, and two files at once more.
+    runs = helper.execute(
+        f"SELECT min(_line), max(_line) FROM (SELECT _line, (sum(strlen(doc)) OVER (ORDER BY _line)"
+        f" - strlen(doc)) // {DOCUMENTS_AT_ONCE} AS run FROM {docs.rows}) GROUP BY run ORDER BY 1"
+    ).fetchall()
+    for n, (first, last) in enumerate(runs or [(0, 0)]):
+        some = f"(SELECT * FROM {docs.rows} WHERE _line BETWEEN {first} AND {last})"
+        helper.stage(rows, _file_observations_sql(some), append=n > 0)
+    helper.execute(f"DROP TABLE {docs.rows}")
+    return StagedRows(helper.table_name(rows), None, docs.rows_read)
+
+
 def _check_export_line(batch: LoadBatch, table: str, path: Path) -> None:
     """Accept lists, trace exports, API pages, and single observations or traces; refuse anything else."""
+    # One json_type call for every path (a path that is missing has no type): DuckDB keeps each
+    # JSON call's parse of a vector of documents until the vector is done; eight calls held eight.
+    types = "json_type(doc, ['$', '$.data', '$.trace', '$.observations', '$.type', '$.traceId', '$.trace_id', '$.id'])"
     bad = batch.execute(
-        f"""SELECT _line FROM "{table}" WHERE NOT (
-            (json_type(doc) = 'ARRAY')
-            OR (json_type(doc) = 'OBJECT' AND (json_exists(doc, '$.trace') OR json_exists(doc, '$.observations')
-                                                OR json_type(doc, '$.data') = 'ARRAY'
-                                                OR json_exists(doc, '$.type') OR json_exists(doc, '$.traceId')
-                                                OR json_exists(doc, '$.trace_id') OR json_exists(doc, '$.id')))
-        ) ORDER BY _line LIMIT 1"""
+        f"""SELECT _line FROM (SELECT _line, {types} AS t FROM "{table}")
+        WHERE NOT (t[1] = 'ARRAY' OR (t[1] = 'OBJECT' AND (t[2] = 'ARRAY' OR list_count(t[3:]) > 0)))
+        ORDER BY _line LIMIT 1"""
     ).fetchone()
     if bad:
         raise SourceError(
@@ -280,31 +303,60 @@ def _scalar(doc: str, key: str) -> str:
     )
 
 
-def _observations_sql(docs: str) -> str:
+TRACE_COLUMNS = ("trace_name", "session_id", "user_id", "tags", "trace_agent")
+"""What an observation takes from its trace (joined by trace id, perhaps from another file)."""
+
+
+def _observations_sql(rows: str) -> str:
     """One row per observation (deduplicated by trace and observation id, the last copy wins), with its trace's fields.
+
+    ``rows``: what :func:`_file_observations_sql` took out of every file. A trace's fields are
+    the last copy's (the last file by name, its last line), and so is an observation.
+    """
+    model_types = ", ".join(sql_literal(t) for t in MODEL_CALL_TYPES)
+    trace_columns = ", ".join(TRACE_COLUMNS)
+    return f"""
+        WITH traces AS (
+            SELECT trace_id, {trace_columns} FROM {rows} WHERE _is_trace
+            QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY _file DESC, _line DESC) = 1
+        ),
+        obs AS (SELECT * EXCLUDE (_is_trace, {trace_columns}) FROM {rows} WHERE NOT _is_trace)
+        SELECT obs.*, {", ".join(f"t.{c}" for c in TRACE_COLUMNS)},
+            coalesce(type IN ({model_types}), false) AS is_model_call
+        FROM obs LEFT JOIN traces AS t USING (trace_id)
+        QUALIFY obs.trace_id IS NULL OR span_id IS NULL
+             OR row_number() OVER (PARTITION BY obs.trace_id, span_id ORDER BY _file DESC, _line DESC) = 1
+    """
+
+
+def _file_observations_sql(docs: str) -> str:
+    """The observations and the traces of the documents in ``docs``: a row each, ``_is_trace``
+    telling which (:func:`_observations_sql` joins them and drops copies, over every file).
 
     ``items``: each document's items, a trace (``is_trace``: it has ``trace`` or ``observations``,
     or none of ``type``/``traceId``/``trace_id``) or an observation; the paths are extracted in one
-    parse of the item. ``traces``: one row per trace id (the last copy wins), joined by trace id.
-    ``children`` arrays are flattened by a recursive CTE. Items hold content: only
-    :data:`OBSERVATION_FIELDS` and :data:`TRACE_FIELDS` leave this query.
+    parse of the item. ``children`` arrays are flattened by a recursive CTE. Items hold content:
+    only :data:`OBSERVATION_FIELDS` and :data:`TRACE_FIELDS` leave this query.
     """
     paths = ["$.trace", "$.observations", "$.type", "$.traceId", "$.trace_id", "$.trace.observations", "$.trace.id"]
     agent = ", ".join(_scalar("meta", k) for k in TRACE_AGENT_KEYS)
     fields = sql_literal(json.dumps(OBSERVATION_FIELDS))
-    model_types = ", ".join(sql_literal(t) for t in MODEL_CALL_TYPES)
     shaped = "[" + ", ".join(sql_literal(p) for p in SHAPED_PATHS) + "]"
     own_trace = (
         "nullif(trim(coalesce(json_extract_string(obs, '$.traceId'), json_extract_string(obs, '$.trace_id'))), '')"
     )
     return f"""
-        WITH RECURSIVE raw AS (
+        WITH RECURSIVE shapes AS (
+            -- One parse for both types: DuckDB keeps each JSON call's parse of a whole vector of
+            -- documents until the vector is done, so five calls here held five (1 GB a file).
+            SELECT _file, _line, doc, json_type(doc, ['$', '$.data']) AS t FROM {docs}
+        ),
+        raw AS (
             SELECT _file, _line, unnest(CASE
-                WHEN json_type(doc) = 'ARRAY' THEN json_extract(doc, '$[*]')
-                WHEN json_type(doc) = 'OBJECT' AND json_type(doc, '$.data') = 'ARRAY'
-                    THEN json_extract(doc, '$.data[*]')
+                WHEN t[1] = 'ARRAY' THEN json_extract(doc, '$[*]')
+                WHEN t[1] = 'OBJECT' AND t[2] = 'ARRAY' THEN json_extract(doc, '$.data[*]')
                 ELSE [doc] END) AS item
-            FROM {docs}
+            FROM shapes
         ),
         parts AS (
             SELECT _file, _line, item, json_extract(item, [{", ".join(sql_literal(p) for p in paths)}]) AS p
@@ -328,11 +380,10 @@ def _observations_sql(docs: str) -> str:
             FROM items WHERE is_trace
         ),
         traces AS (
-            SELECT nullif(trim(t.id), '') AS trace_id, t.name AS trace_name,
+            SELECT _file, _line, nullif(trim(t.id), '') AS trace_id, t.name AS trace_name,
                 coalesce(t.sessionId, t.session_id) AS session_id, coalesce(t.userId, t.user_id) AS user_id, t.tags,
                 CASE WHEN json_type(meta) = 'OBJECT' THEN coalesce({agent}) END AS trace_agent
             FROM trace_meta WHERE nullif(trim(t.id), '') IS NOT NULL
-            QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY _file DESC, _line DESC) = 1
         ),
         roots AS (
             SELECT _file, _line, trace_key, unnest(json_extract(observations, '$[*]')) AS obs
@@ -380,11 +431,9 @@ def _observations_sql(docs: str) -> str:
                                x -> substr(x[1], 3) || ': not an object') AS shape_errors
             FROM o
         )
-        SELECT obs.*, t.trace_name, t.session_id, t.user_id, t.tags, t.trace_agent,
-            coalesce(type IN ({model_types}), false) AS is_model_call
-        FROM obs LEFT JOIN traces AS t USING (trace_id)
-        QUALIFY obs.trace_id IS NULL OR span_id IS NULL
-             OR row_number() OVER (PARTITION BY obs.trace_id, span_id ORDER BY _file DESC, _line DESC) = 1
+        SELECT *, false AS _is_trace FROM obs
+        UNION ALL BY NAME
+        SELECT *, true AS _is_trace FROM traces
     """
 
 

@@ -382,7 +382,8 @@ def stage_documents(
 ) -> int:
     """Stage the JSON documents of one file as (_file, _line, doc JSON) in ``table``; the documents staged.
 
-    One file at a time on the batch itself; :func:`documents_stager` stages files side by side.
+    One file at a time, on the batch itself; :func:`stage_documents_apart` stages a file into a
+    table of its own, for :func:`stage_files_side_by_side`.
     """
     staged = stage_documents_apart(batch, 0, path, table=table, accept=accept)
     batch.stage(table, f"SELECT * FROM {staged.rows}", append=not first)
@@ -438,16 +439,6 @@ def stage_documents_apart(
     batch.execute(f'DROP TABLE "{lines}"')
     accept(batch, docs, path)
     return StagedRows(batch.table_name(docs), None, staged)
-
-
-def documents_stager(table: str, accept: Callable[[LoadBatch, str, Path], None]) -> StageApart[Path]:
-    """:func:`stage_documents_apart` into tables named after ``table``, as
-    :func:`stage_files_side_by_side` calls it (with ``rows_table=table``, ``rejects_table=None``)."""
-
-    def stage(helper: LoadBatch, index: int, path: Path) -> StagedRows:
-        return stage_documents_apart(helper, index, path, table=table, accept=accept)
-
-    return stage
 
 
 def token_sql(text: str) -> str:

@@ -294,6 +294,50 @@ def test_langfuse_api_shapes_and_trace_as_task(wh: Warehouse, tmp_path: Path) ->
         langfuse.ingest(wh, [bad])
 
 
+
+def test_langfuse_observations_take_their_trace_from_another_file(wh: Warehouse, tmp_path: Path) -> None:
+    """Each file's traces and observations are taken out on its own thread and joined after, so
+    an observation finds its trace in any file of the load; of a trace's copies the last file's
+    wins, and so does an observation's."""
+    export = json.loads(LANGFUSE_FILE.read_text())
+    generation = next(o for o in export["observations"] if o["id"] == "obs-gen-1")
+    trace = {k: v for k, v in export["trace"].items() if k not in ("input", "output")}
+    (tmp_path / "1-observations.jsonl").write_text(json.dumps(dict(generation, usageDetails={"input": 10})) + "\n")
+    (tmp_path / "2-trace.jsonl").write_text(json.dumps({"trace": dict(trace, userId="user-old")}) + "\n")
+    (tmp_path / "3-again.jsonl").write_text(
+        json.dumps({"trace": dict(trace, userId="user-new"), "observations": [generation]}) + "\n"
+    )
+    report = langfuse.ingest(wh, sorted(tmp_path.glob("*.jsonl")))
+    assert report.result.rows_loaded == 1
+    row = wh.query("SELECT * FROM llm_requests").row(0, named=True)
+    assert (row["request_id"], row["task_id"], row["user_id"]) == ("lf-trace-1:obs-gen-1", "lf-trace-1", "user-new")
+    assert row["input_tokens"] == generation["usageDetails"]["input"] != 10
+    (tmp_path / "3-again.jsonl").unlink()
+    langfuse.ingest(wh, sorted(tmp_path.glob("*.jsonl")))
+    row = wh.query("SELECT * FROM llm_requests").row(0, named=True)
+    assert (row["user_id"], row["input_tokens"]) == ("user-old", 10)
+
+
+def test_a_langfuse_file_larger_than_one_run_of_documents_loads_whole(wh: Warehouse, tmp_path: Path) -> None:
+    """A file's documents are taken apart in runs of about 8 MB (each JSON call holds a parse of
+    a vector of documents): the calls on either side of a run's end, and a trace in the first
+    run, come out as from one run; the 1 MB prompts do not."""
+    export = json.loads(LANGFUSE_FILE.read_text())
+    generation = next(o for o in export["observations"] if o["id"] == "obs-gen-1")
+    trace = {k: v for k, v in export["trace"].items() if k not in ("input", "output")}
+    prompt = MARKER + "x" * 1_000_000
+    lines = [json.dumps({"trace": trace})]
+    for n in range(1, 13):  # 12 generations of 1 MB: runs end near the 8th
+        lines.append(json.dumps(dict(generation, id=f"gen-{n:02d}", input=prompt, usageDetails={"input": n, "output": 1})))
+    path = tmp_path / "big.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size > 12_000_000
+    report = langfuse.ingest(wh, [path])
+    assert (report.result.rows_read, report.result.rows_loaded) == (12, 12)
+    rows = wh.query("SELECT span_id, input_tokens, user_id, task_id FROM llm_requests ORDER BY span_id").rows()
+    assert rows == [(f"gen-{n:02d}", n, trace["userId"], trace["id"]) for n in range(1, 13)]
+    assert wh.query(f"SELECT count(*) FROM llm_requests AS r WHERE r::VARCHAR LIKE '%{MARKER}%'").item() == 0
+
 def test_no_content_reaches_the_warehouse(wh: Warehouse) -> None:
     assert MARKER in OTEL_FILE.read_text() and MARKER in LANGFUSE_FILE.read_text()
     otel.ingest(wh, [OTEL_FILE])
