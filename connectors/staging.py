@@ -48,12 +48,6 @@ class StageApart(Protocol[Item_contra]):
     def __call__(self, helper: LoadBatch, index: int, item: Item_contra) -> StagedRows: ...
 
 
-class StageOne(Protocol[Item_contra]):
-    """Stages one file into the batch's tables (creating them when ``first``); returns the rows it read."""
-
-    def __call__(self, batch: LoadBatch, index: int, item: Item_contra, *, first: bool) -> int | None: ...
-
-
 def no_progress(*_: Any) -> None:
     """A progress callback that reports nothing (the default of every connector)."""
 
@@ -77,25 +71,28 @@ def checksums(
     return found
 
 
-def stage_files(
+def files_side_by_side(
     batch: LoadBatch,
     items: Sequence[Item],
-    stage_one: StageOne[Item],
+    stage_apart: Callable[[LoadBatch, int, Item], Result],
     progress: ProgressCallback | None = None,
     *,
-    path: Callable[[Item], Path] = lambda item: item,  # type: ignore[assignment,return-value]
-) -> int:
-    """The file loop: ``stage_one(batch, index, item, first=…)`` for each item, in order; the rows read.
+    path: Callable[[Item], Path],
+    at_once: int | None = None,
+) -> Iterator[Result]:
+    """The file loop: ``stage_apart(helper, index, item)`` for each item on ``at_once`` helper
+    batches (:meth:`LoadBatch.helper`, default one per core); the results in the items' order.
 
-    ``first`` is true for the first item only (its stage creates the batch tables, the next ones
-    append). ``path(item)`` names the file in the progress description ``reading NAME``.
+    DuckDB reads a small file, or any gzip one, in one thread, so two files at once use two
+    cores. ``path(item)`` names the file in the progress description ``reading NAME``, given
+    as each result is taken. Of several bad files the first in order is raised. Consume the
+    results whole (the helpers close after the last).
     """
     report = progress or no_progress
-    rows_read = 0
+    results = _on_threads(batch.helper, list(enumerate(items)), lambda helper, pair: stage_apart(helper, *pair), at_once)
     for i, item in enumerate(items):
         report(f"reading {path(item).name}", i, len(items))
-        rows_read += stage_one(batch, i, item, first=i == 0) or 0
-    return rows_read
+        yield next(results)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,32 +115,28 @@ def stage_files_side_by_side(
     rejects_table: str | None,
     at_once: int | None = None,
 ) -> int:
-    """The file loop of :func:`stage_files`, with the files staged on helper threads; the rows read.
+    """Stage files into ``rows_table`` and ``rejects_table`` by :func:`files_side_by_side`; the rows read.
 
     ``stage_apart(helper, index, item)`` stages each file into tables of its own, on ``at_once``
     threads (default: one per core; three on two cores was no faster); this thread appends them
     to ``rows_table`` and ``rejects_table`` (None when no file is CSV) in the items' order, so
-    the staged rows are in the order :func:`stage_files` gives. DuckDB reads a small file and
-    types its rows in one thread, so two files at once use two cores: the 72 monthly FOCUS parts
-    of the 2M benchmark, 17–21 → 12–13 s of staging. Of several bad files the first in order is
-    raised.
+    the staged rows are in file order, as one file at a time would give: the 72 monthly FOCUS
+    parts of the 2M benchmark, 17–21 → 12–13 s of staging.
     """
-    report = progress or no_progress
     rows_read = 0
-    staged_files = _on_threads(batch.helper, list(enumerate(items)), lambda helper, pair: stage_apart(helper, *pair), at_once)
-    for i, item in enumerate(items):
-        report(f"reading {path(item).name}", i, len(items))
-        staged = next(staged_files)
-        batch.stage(rows_table, f"SELECT * FROM {staged.rows}", append=i > 0)
-        if i == 0 and rejects_table is not None:
-            batch.stage(rejects_table, EMPTY_QUARANTINE_SQL)
-        if staged.rejects is not None:
-            if rejects_table is None:
-                raise ValueError(f"{path(item)}: rejected lines staged, but no rejects_table to keep them in")
-            batch.stage(rejects_table, f"SELECT * FROM {staged.rejects}", append=True)
-            batch.execute(f"DROP TABLE {staged.rejects}")
-        batch.execute(f"DROP TABLE {staged.rows}")
-        rows_read += staged.rows_read
+    files = files_side_by_side(batch, items, stage_apart, progress, path=path, at_once=at_once)
+    with contextlib.closing(files) as staged_files:
+        for i, (item, staged) in enumerate(zip(items, staged_files, strict=True)):
+            batch.stage(rows_table, f"SELECT * FROM {staged.rows}", append=i > 0)
+            if i == 0 and rejects_table is not None:
+                batch.stage(rejects_table, EMPTY_QUARANTINE_SQL)
+            if staged.rejects is not None:
+                if rejects_table is None:
+                    raise ValueError(f"{path(item)}: rejected lines staged, but no rejects_table to keep them in")
+                batch.stage(rejects_table, f"SELECT * FROM {staged.rejects}", append=True)
+                batch.execute(f"DROP TABLE {staged.rejects}")
+            batch.execute(f"DROP TABLE {staged.rows}")
+            rows_read += staged.rows_read
     return rows_read
 
 
@@ -270,24 +263,32 @@ def stage_raw(
 ) -> str:
     """Stage a file as read (CSV as text) into table ``raw``; return SQL for each staged row's data row number.
 
-    DuckDB keeps the CSV lines it cannot parse in table ``rejects`` (they become quarantine rows
-    through :func:`connectors.files.csv_rejects_sql`). The row number is 1-based, as a user
-    counts data rows: Parquet gives it (``r.file_row_number``); staged CSV rows are in file
-    order but skip the rejected lines, so a row's number is its position (``rowid``, 0-based, of
-    the staged row aliased ``r``) plus the rejected lines before it. ``csv_dialect``: the one
-    found when the file was inspected (:func:`describe_columns`), so it is not sniffed again.
+    The CSV lines DuckDB cannot parse are staged in table ``rejects`` (they become quarantine
+    rows through :func:`connectors.files.csv_rejects_sql`). Both are the batch's staged tables,
+    so SQL on any connection of the load names them by ``batch.table_name`` (DuckDB keeps
+    rejects in a temporary table of the connection that read the file). The row number is
+    1-based, as a user counts data rows: Parquet gives it (``r.file_row_number``); staged CSV
+    rows are in file order but skip the rejected lines, so a row's number is its position
+    (``rowid``, 0-based, of the staged row aliased ``r``) plus the rejected lines before it.
+    ``csv_dialect``: the one found when the file was inspected (:func:`describe_columns`), so it
+    is not sniffed again.
     """
-    read = read_sql(local, fmt, compression, rejects_table=rejects, csv_dialect=csv_dialect)
+    read_rejects = f"{rejects}_read"
+    read = read_sql(local, fmt, compression, rejects_table=read_rejects, csv_dialect=csv_dialect)
     with reading(name if name is not None else local, local=local):
         batch.stage(raw, f"SELECT * FROM {read}")
     if fmt == "parquet":
         return "r.file_row_number + 1"
-    if batch.execute(f'SELECT count(*) FROM "{rejects}"').fetchone()[0] == 0:
+    rejected = batch.stage(rejects, f'SELECT * FROM temp.main."{read_rejects}"')
+    batch.execute(f'DROP TABLE temp.main."{read_rejects}"')
+    batch.execute(f'DROP TABLE IF EXISTS temp.main."{read_rejects}_scans"')
+    if rejected == 0:
         return f"{rowid} + 1"
+    table = batch.table_name(rejects)
     # Rejected data rows d_0 < d_1 < …; accepted row k sits at k + #{j : d_j - j <= k}.
     return (
         f"{rowid} + 1 + coalesce((SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d FROM "
-        f'"{rejects}") q WHERE q.d - (SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d2 FROM "{rejects}") q2'
+        f"{table}) q WHERE q.d - (SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d2 FROM {table}) q2"
         f" WHERE q2.d2 < q.d) <= {rowid} + 1), 0)"
     )
 
@@ -319,9 +320,12 @@ def stage_rows_apart(
     rejects, rejected = None, 0
     if fmt == "csv":
         rejects = f"_{rejects_table}_{index}"
-        rejected = helper.stage(rejects, csv_rejects_sql(read_rejects, str(name if name is not None else local)))
+        label = str(name if name is not None else local)
+        rejected = helper.stage(rejects, csv_rejects_sql(helper.table_name(read_rejects), label))
     staged = helper.execute(f'SELECT count(*) FROM "{raw}"').fetchone()[0]
     helper.execute(f'DROP TABLE "{raw}"')
+    if fmt == "csv":
+        helper.execute(f"DROP TABLE {helper.table_name(read_rejects)}")
     return StagedRows(helper.table_name(rows), helper.table_name(rejects) if rejects else None, staged + rejected)
 
 

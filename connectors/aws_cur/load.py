@@ -10,6 +10,7 @@ An AWS FOCUS export reuses :mod:`connectors.focus`'s staging inside this batch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import re
@@ -39,13 +40,13 @@ from connectors.staging import (
     StagedRows,
     checksums,
     errors_quarantine_sql,
+    files_side_by_side,
     first_line,
-    stage_files,
     stage_files_side_by_side,
     stage_raw,
 )
 from finops.exceptions import SourceError
-from finops.warehouse import FOCUS_COLUMNS, PARTITION_COLUMNS, LoadResult, SourceFile, Warehouse
+from finops.warehouse import FOCUS_COLUMNS, PARTITION_COLUMNS, LoadBatch, LoadResult, SourceFile, Warehouse
 
 # -- what a load returns --------------------------------------------------------------------
 
@@ -341,12 +342,11 @@ def _stage_cur(batch, files, period, wanted, export_id, uri_sql, report) -> tupl
     if parquet:
         relations.append(_parquet_relation(batch, parquet, uri_sql))
 
-    def stage_csv(batch, index: int, file: CurFile, *, first: bool) -> None:
-        relation, reject_sql = _csv_relation(batch, index, file)
-        relations.append(relation)
-        rejects.append(reject_sql)
-
-    stage_files(batch, [f for f in files if f.format == "csv"], stage_csv, report, path=lambda f: f.path)
+    csv = [f for f in files if f.format == "csv"]
+    with contextlib.closing(files_side_by_side(batch, csv, _csv_relation, report, path=lambda f: f.path)) as staged:
+        for relation, reject_sql in staged:
+            relations.append(relation)
+            rejects.append(reject_sql)
     batch.stage(
         "aws_services",
         "SELECT * FROM (VALUES "
@@ -399,16 +399,18 @@ def _parquet_relation(batch, files: list[CurFile], uri_sql) -> _Relation:
     return _Relation(source, uri_sql("r.filename"), "r.file_row_number + 1", columns, types, tag_columns, False)
 
 
-def _csv_relation(batch, index: int, file: CurFile) -> tuple[_Relation, str]:
-    """Stage one CSV file as text; its malformed lines go to the quarantine with their line."""
+def _csv_relation(helper: LoadBatch, index: int, file: CurFile) -> tuple[_Relation, str]:
+    """Stage one CSV file as text (on a helper batch: the files are read side by side, a gzip
+    CSV in one thread each); its malformed lines go to the quarantine with their line. The
+    staged tables stay until the load ends: the load's statements read every file's at once."""
     raw = f"_aws_raw_{index}"
     rejects = f"_aws_rejects_{index}"
     row_sql = stage_raw(
-        batch, raw, rejects, file.local, "csv", file.compression, name=file.uri, rowid="r.rowid", csv_dialect=file.csv_dialect
+        helper, raw, rejects, file.local, "csv", file.compression, name=file.uri, rowid="r.rowid", csv_dialect=file.csv_dialect
     )
-    reject_sql = csv_rejects_sql(rejects, file.uri)
+    reject_sql = csv_rejects_sql(helper.table_name(rejects), file.uri)
     types = {name: "VARCHAR" for name in file.types}
-    relation = _Relation(f'"{raw}"', sql_literal(file.uri), row_sql, file.columns, types, file.tag_columns, True)
+    relation = _Relation(helper.table_name(raw), sql_literal(file.uri), row_sql, file.columns, types, file.tag_columns, True)
     return relation, reject_sql
 
 

@@ -706,6 +706,32 @@ def test_row_numbers_point_at_the_file_lines_of_a_large_csv(wh, tmp_path):
     assert wh.query("SELECT row_number FROM quarantine").item() == 15_001
 
 
+
+def test_csv_files_are_staged_side_by_side_keeping_rows_and_broken_lines_in_place(wh, tmp_path):
+    """Four gzip CSV files, read two at a time on helper connections; a line with a field too
+    many (data row 3) in files 2 and 4 is quarantined there, and the rows after it keep their
+    own row numbers (DuckDB keeps rejected lines in a table of the connection that read the file)."""
+    folder = tmp_path / "loose"
+    files, expected = [], Decimal(0)
+    for n in range(1, 5):
+        rows = [line("Usage", f"{n}.{i:02d}", line_item_resource_id=f"i-{n}-{i}") for i in range(1, 41)]
+        path = write_cur2_csv(folder / f"cur2-{n}.csv.gz", rows)
+        if n in (2, 4):
+            text = gzip.decompress(path.read_bytes()).decode().splitlines()
+            text[3] += ",surplus"
+            path.write_bytes(gzip.compress(("\n".join(text) + "\n").encode()))
+        files.append(path)
+        expected += sum(Decimal(f"{n}.{i:02d}") for i in range(1, 41) if (n, i) not in ((2, 3), (4, 3)))
+    [load] = aws_cur.ingest(wh, str(folder / "*.csv.gz")).loads
+    assert (load.result.rows_read, load.result.rows_loaded, load.result.rows_quarantined) == (160, 158, 2)
+    assert sums(wh)[:2] == (158, expected)
+    quarantined = wh.query("SELECT file, row_number FROM quarantine ORDER BY file").rows()
+    assert quarantined == [(str(files[1]), 3), (str(files[3]), 3)]
+    got = wh.query("SELECT x_SourceFile, x_SourceRow, ResourceId FROM charges ORDER BY x_SourceFile, x_SourceRow").rows()
+    assert got == [
+        (str(files[n - 1]), i, f"i-{n}-{i}") for n in range(1, 5) for i in range(1, 41) if (n, i) not in ((2, 3), (4, 3))
+    ]
+
 def test_s3_legacy_cur_layout(moto_s3, aws_env, tmp_path):
     s3 = moto_s3.client()
     s3.create_bucket(Bucket="billing-legacy")
