@@ -226,7 +226,8 @@ def _q(name: str) -> str:
 
 def _typed_sql(rel: _Relation, period: str | None) -> str:
     """One row per line item: canonical columns typed, ``_ok``, ``_errors`` (reasons),
-    ``_error_column``, ``_file``, ``_row`` and ``_raw`` (the values read, for the quarantine).
+    ``_error_column``, ``_file``, ``_row`` and ``_raw`` (the values read, for the quarantine;
+    NULL on a row that passes).
 
     Checks test whether a value is *there* on the column as read (cheap) and whether text
     parses separately, so the load does not convert a column twice.
@@ -337,7 +338,10 @@ def _typed_sql(rel: _Relation, period: str | None) -> str:
         f"WHEN {c} THEN {sql_literal(name)}" for c, (_, name, _) in zip(conditions, checks, strict=True)
     )
     read_columns = [*dict.fromkeys([*rel.columns.values(), *rel.tag_columns])]
-    raw = "to_json({" + ", ".join(f"{sql_literal(name)}: r.{_q(name)}" for name in read_columns) + "})"
+    # Only a quarantined row keeps what was read: as JSON it is the largest value of a row.
+    raw = "CASE WHEN NOT " + ok + " THEN to_json({" + ", ".join(
+        f"{sql_literal(name)}: r.{_q(name)}" for name in read_columns
+    ) + "}) END"
     select = ", ".join(f"{expr} AS {_q(name)}" for name, expr in exprs.items())
     return (
         f"SELECT {select}, {ok} AS _ok, {errors} AS _errors, CASE {first_bad} END AS _error_column,"
