@@ -348,7 +348,7 @@ def _file_observations_sql(docs: str) -> str:
     return f"""
         WITH RECURSIVE shapes AS (
             -- One parse for both types: DuckDB keeps each JSON call's parse of a whole vector of
-            -- documents until the vector is done, so five calls here held five (1 GB a file).
+            -- documents until the vector is done, and five calls here held five.
             SELECT _file, _line, doc, json_type(doc, ['$', '$.data']) AS t FROM {docs}
         ),
         raw AS (
