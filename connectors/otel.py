@@ -116,7 +116,6 @@ from connectors.staging import (
     checksums,
     errors_quarantine_sql,
     no_progress,
-    stage_documents,  # noqa: F401 - the name otel offered; it lives in staging now
     stage_documents_apart,
     stage_files_side_by_side,
     token_sql,

@@ -381,20 +381,6 @@ def lines_sql(
     )
 
 
-def stage_documents(
-    batch: LoadBatch, table: str, path: Path, *, first: bool, accept: Callable[[LoadBatch, str, Path], None]
-) -> int:
-    """Stage the JSON documents of one file as (_file, _line, doc JSON) in ``table``; the documents staged.
-
-    One file at a time, on the batch itself; :func:`stage_documents_apart` stages a file into a
-    table of its own, for :func:`stage_files_side_by_side`.
-    """
-    staged = stage_documents_apart(batch, 0, path, table=table, accept=accept)
-    batch.stage(table, f"SELECT * FROM {staged.rows}", append=not first)
-    batch.execute(f"DROP TABLE {staged.rows}")
-    return staged.rows_read
-
-
 def stage_documents_apart(
     batch: LoadBatch, index: int, path: Path, *, table: str, accept: Callable[[LoadBatch, str, Path], None]
 ) -> StagedRows:
