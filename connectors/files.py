@@ -96,6 +96,20 @@ def longest_line(path: Path, compression: str | None) -> int:
     return max(longest, run)
 
 
+def head_contains(path: Path, compression: str | None, needle: bytes, *, size: int = 8 << 20) -> bool:
+    """Whether ``needle`` is in the first ``size`` bytes of ``path`` (decompressed when gzip)."""
+    chunks = _gunzipped(path) if compression == "gzip" else _chunks(path)
+    seen, tail = 0, b""
+    for chunk in chunks:
+        if needle in tail + chunk[: len(needle)] or needle in chunk:
+            return True
+        seen += len(chunk)
+        if seen >= size:
+            return False
+        tail = chunk[-len(needle) :]
+    return False
+
+
 def _chunks(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as handle:
         yield from iter(lambda: handle.read(1 << 20), b"")

@@ -27,6 +27,7 @@ from connectors.files import (
     FileFormat,
     csv_dialect_from_sniff,
     csv_rejects_sql,
+    head_contains,
     longest_line,
     read_sql,
     sniff_csv_sql,
@@ -241,12 +242,47 @@ def describe_columns(
             cursor = con.execute(f"SELECT * FROM {sniff_csv_sql(local, compression)}")
             fields = [d[0] for d in cursor.description]
             dialect = csv_dialect_from_sniff(dict(zip(fields, cursor.fetchone(), strict=True)))
+            if dialect.quote != '"':
+                dialect = _quoted_unless_worse(con, local, compression, dialect)
             return FileColumns(dict.fromkeys(dialect.columns, "VARCHAR"), dialect)
         described = con.execute(f"DESCRIBE SELECT * FROM {read_sql(local, fmt, compression)}").fetchall()
     except duckdb.Error as exc:
         reason = first_line(exc).replace(str(local), shown)
         raise SourceError(f"{shown}: cannot be read as {fmt.upper()}: {reason}") from exc
     return FileColumns({row[0]: row[1] for row in described if row[0] != "file_row_number"}, None)
+
+
+def _quoted_unless_worse(con: duckdb.DuckDBPyConnection, local: Path, compression: str | None, dialect: CsvDialect) -> CsvDialect:
+    """``dialect`` (sniffed with no quoting or with "'") quoted with '"' unless that rejects more lines.
+
+    DuckDB's sniffer drops '"' for the whole file when one quoted value in its sample is broken
+    ('"GPU" spot', a quote left open), and takes no quoting or "'" (which the file may not even
+    hold): every value whose quotes hold a delimiter or a line break would then be a rejected
+    line (a FOCUS file's Tags JSON, on most lines). Bills are written by RFC 4180 writers, and
+    '"' reads a file with no quotes the same. When the head of the file has quotes, which may
+    be literal text or the sniffed "'" quoting, both are read and the one rejecting fewer lines
+    kept ('"' on a tie only when the sniffed quote is not in the file).
+    """
+    quoted = dataclasses.replace(dialect, quote='"', escape='"')
+    unused = not dialect.quote or not head_contains(local, compression, dialect.quote.encode())
+    if unused and not head_contains(local, compression, b'"'):
+        return quoted
+    rejected_quoted, rejected = _rejected_lines(con, local, compression, quoted), _rejected_lines(con, local, compression, dialect)
+    return quoted if rejected_quoted < rejected or (rejected_quoted == rejected and unused) else dialect
+
+
+def _rejected_lines(con: duckdb.DuckDBPyConnection, local: Path, compression: str | None, dialect: CsvDialect) -> int:
+    """How many lines of the CSV file ``dialect`` cannot read (any that fails to read at all: all)."""
+    table = "_dialect_rejects"
+    read = read_sql(local, "csv", compression, rejects_table=table, csv_dialect=dialect)
+    try:  # fetched whole: DuckDB writes the rejects table only when the result is consumed
+        con.execute(f"SELECT max(length(concat(*COLUMNS(*)))) FROM {read}").fetchall()
+        return con.execute(f'SELECT count(DISTINCT line) FROM temp.main."{table}"').fetchone()[0]
+    except duckdb.Error:
+        return 1 << 62
+    finally:
+        con.execute(f'DROP TABLE IF EXISTS temp.main."{table}"')
+        con.execute(f'DROP TABLE IF EXISTS temp.main."{table}_scans"')
 
 
 def stage_raw(
@@ -285,12 +321,54 @@ def stage_raw(
     if rejected == 0:
         return f"{rowid} + 1"
     table = batch.table_name(rejects)
+    _refuse_lines_taken_by_an_open_quote(batch, raw, table, local, compression, csv_dialect, name if name is not None else local)
     # Rejected data rows d_0 < d_1 < …; accepted row k sits at k + #{j : d_j - j <= k}.
     return (
         f"{rowid} + 1 + coalesce((SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d FROM "
         f"{table}) q WHERE q.d - (SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d2 FROM {table}) q2"
         f" WHERE q2.d2 < q.d) <= {rowid} + 1), 0)"
     )
+
+
+def _refuse_lines_taken_by_an_open_quote(
+    batch: LoadBatch,
+    raw: str,
+    rejects: str,
+    local: Path,
+    compression: str | None,
+    dialect: CsvDialect | None,
+    shown: Path | str,
+) -> None:
+    """SourceError when a quote left open took the lines after it into one rejected row.
+
+    Meeting a quoted value that does not close where the value ends ('UNQUOTED VALUE'), DuckDB's
+    CSV reader reads on to the next quote that does and rejects all of it as one row: the rows
+    on the lines between are neither staged nor among the rejected lines, so "rows read" would
+    be short by them and the bill by their cost, silently. They cannot be told apart as rows
+    either, so the file is refused. Only a file with such an error is recounted: its lines
+    against the staged rows (with the line breaks inside their quoted values) and rejected rows.
+    """
+    opened = batch.execute(f"SELECT min(line) FROM {rejects} WHERE error_type = 'UNQUOTED VALUE'").fetchone()[0]
+    if opened is None:
+        return
+    staged, breaks = batch.execute(
+        "SELECT count(*), coalesce(sum(length(t) - length(replace(t, chr(10), ''))), 0)"
+        f' FROM (SELECT concat(*COLUMNS(*)) AS t FROM "{raw}")'
+    ).fetchone()
+    rejected = batch.execute(f"SELECT count(DISTINCT line) FROM {rejects}").fetchone()[0]
+    comment = dialect.comment if dialect else ""
+    counted = f"count(line) FILTER (WHERE NOT starts_with(line, {sql_literal(comment)}))" if comment else "count(line)"
+    with reading(shown, local=local):
+        lines = batch.execute(f"SELECT {counted} FROM {lines_sql(local, compression, longest=(1 << 21) - 2)}").fetchone()[0]
+    header = 1 + (dialect.skip if dialect else 0)
+    taken = lines - header - (staged + breaks + rejected)
+    if taken > 0:
+        raise SourceError(
+            f"{shown}: line {opened} opens a quoted value that does not close where the value ends, so the CSV reader"
+            f" took the {taken} line{'s' if taken > 1 else ''} after it into one broken row: their rows can be neither"
+            " loaded nor quarantined one by one",
+            hint=f"close the quote on line {opened} (or export the file again) and load it again; nothing of this load was written",
+        )
 
 
 def stage_rows_apart(

@@ -263,3 +263,51 @@ def test_files_staged_side_by_side_keep_their_order_row_numbers_and_quarantine(w
     good = sum(Decimal(row["BilledCost"]) for n, (_, rows) in enumerate(written) for i, row in enumerate(rows, 1)
                if (n, i) not in {(2, 5), (3, 10)})
     assert totals(wh)[:2] == (193, good)
+
+
+def test_a_quote_left_open_that_takes_the_lines_after_it_refuses_the_file_and_writes_nothing(wh, tmp_path):
+    """DuckDB's CSV reader reads an unclosed quote on to the next quote that closes and rejects
+    all of it as one row: the rows on the lines between would be neither loaded nor quarantined.
+    The break is past the sniffer's sample (20,480 lines), so the file is read as quoted."""
+    july = write_csv(tmp_path / "july.csv", make_rows(30), "1.0")
+    focus.ingest(wh, [july.path])
+    before = totals(wh)
+    batches = wh.query("SELECT count(*) FROM ingest_batches").item()
+    big = write_csv(tmp_path / "big.csv", make_rows(21000, account="B"), "1.0")
+    lines = big.path.read_text().splitlines()
+    whole = lines[20600]
+    assert whole.endswith('"')  # its last field is quoted Tags JSON: cutting it leaves the quote open
+    lines[20600] = whole.rsplit(",", 1)[0]
+    big.path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SourceError) as err:
+        focus.ingest(wh, [july.path, big.path])
+    assert str(err.value).startswith(f"{big.path}: line 20601 opens a quoted value")
+    assert "took the 2 lines after it" in str(err.value) and "line 20601" in err.value.hint
+    assert totals(wh) == before
+    assert wh.query("SELECT count(*) FROM quarantine").item() == 0
+    status = wh.query("SELECT status FROM ingest_batches ORDER BY batch_id DESC LIMIT 1").item()
+    assert status == "failed" and wh.query("SELECT count(*) FROM ingest_batches").item() == batches + 1
+
+    lines[20600] = whole  # mended: every row counts
+    big.path.write_text("\n".join(lines) + "\n")
+    r = focus.ingest(wh, [big.path]).result
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (21000, 21000, 0)
+    assert totals(wh, "BillingAccountId = 'B'")[:2] == (21000, big.total("BilledCost"))
+
+
+def test_a_quote_error_on_one_line_is_that_row_quarantined(wh, tmp_path):
+    """A quote that closes within its line ('"x" y') breaks only its own row: it is quarantined
+    and the file loads, beside a quoted value that rightly spans lines and a blank last line.
+    (DuckDB's sniffer reads no quoting into such a file: 26 of the 30 rows were rejected.)"""
+    rows = make_rows(30)
+    rows[5]["ChargeDescription"] = "GPU\non demand"
+    rows[12]["ChargeDescription"] = "BROKEN"
+    written = write_csv(tmp_path / "july.csv", rows, "1.0")
+    written.path.write_text(written.path.read_text().replace("BROKEN", '"GPU" spot') + "\n")
+    r = focus.ingest(wh, [written.path]).result
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (30, 29, 1)
+    q = wh.query("SELECT row_number, reason FROM quarantine").rows()
+    assert len(q) == 1 and q[0][0] == 13 and "UNQUOTED VALUE" in q[0][1]
+    assert wh.query("SELECT ChargeDescription FROM charges WHERE x_SourceRow = 6").item() == "GPU\non demand"
+    good = [row for i, row in enumerate(rows) if i != 12]
+    assert totals(wh)[:2] == (29, sum(Decimal(row["BilledCost"]) for row in good))

@@ -141,6 +141,21 @@ def test_focus_csv_rows_are_loaded_or_quarantined(edits):
         check_load(path, len(rows), lambda wh: focus.ingest(wh, [path]))
 
 
+@SETTINGS
+@given(line=st.integers(min_value=1, max_value=6), at=st.integers(min_value=1, max_value=420), damage=st.sampled_from(["cut", '"']))
+def test_a_focus_csv_line_cut_short_or_given_a_stray_quote_is_quarantined_or_the_file_refused(line, at, damage):
+    """Damage below the row level: a line cut short (inside a quoted Tags value, a quote left
+    open; never to nothing, a blank line, which is no row) or a quote put anywhere in it. Every
+    row written is read, or the file refused by name."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_csv(Path(tmp) / "focus.csv", make_rows(6), "1.2").path
+        lines = path.read_text().splitlines()
+        at = min(at, len(lines[line]))
+        lines[line] = lines[line][:at] if damage == "cut" else lines[line][:at] + '"' + lines[line][at:]
+        path.write_text("\n".join(lines) + "\n")
+        check_load(path, 6, lambda wh: focus.ingest(wh, [path]))
+
+
 # -- AWS CUR 2.0 CSV and legacy CUR CSV ----------------------------------------------------
 
 CUR_FIELDS = [*cur_builders.TEXT, *cur_builders.MONEY, *cur_builders.TIMES]

@@ -13,21 +13,26 @@ from connectors.files import detect_format, longest_line, read_sql
 from connectors.staging import describe_columns, lines_sql
 from finops.exceptions import SourceError
 
-# Each: the file's text and what the sniffer must have found (delimiter, quote, escape).
+# Each: the file's text and the dialect inspect must have found (delimiter, quote, escape). Where the
+# sniffer finds no quoting, inspect reads '"' (RFC 4180) unless that rejects more lines.
 CSV_FILES = {
-    "plain.csv": ("a,b,c\n1,2,3\n4,5,6\n", (",", "", "")),
-    "bom.csv": ("\ufeffa,b,c\n1,2,3\n", (",", "", "")),
-    "crlf.csv": ("a,b,c\r\n1,2,3\r\n4,5,6\r\n", (",", "", "")),
+    "plain.csv": ("a,b,c\n1,2,3\n4,5,6\n", (",", '"', '"')),
+    "bom.csv": ("\ufeffa,b,c\n1,2,3\n", (",", '"', '"')),
+    "crlf.csv": ("a,b,c\r\n1,2,3\r\n4,5,6\r\n", (",", '"', '"')),
     "semicolon.csv": ('a;b;c\n1;"2;5";3\n4;5;6\n', (";", '"', "")),
-    "tab.tsv": ("a\tb\tc\n1\t2\t3\n", ("\t", "", "")),
+    "tab.tsv": ("a\tb\tc\n1\t2\t3\n", ("\t", '"', '"')),
     "quoted.csv": ('a,b,c\n"x, y","line1\nline2",3\n"he said ""hi""",2,3\n', (",", '"', '"')),
     "backslash.csv": ('a,b\n"x \\"q\\" y",2\n"z",3\n', (",", '"', "\\")),
-    "ragged.csv": ("a,b,c\n1,2,3\n1,2\n1,2,3,4\n7,8,9\n", (",", "", "")),
+    "ragged.csv": ("a,b,c\n1,2,3\n1,2\n1,2,3,4\n7,8,9\n", (",", '"', '"')),
     "duplicate-names.csv": ('a,a,b c,"q""x"\n1,2,3,4\n', (",", '"', '"')),
-    "no-last-newline.csv": ("a,b\n1,2\n3,4", (",", "", "")),
-    "header-only.csv": ("a,b,c\n", (",", "", "")),
-    "unicode.csv": ("名前,値\nä,1\n€,2\n", (",", "", "")),
-    "padded.csv": (" a , b \n 1 , 2 \n", (",", "", "")),
+    "no-last-newline.csv": ("a,b\n1,2\n3,4", (",", '"', '"')),
+    "header-only.csv": ("a,b,c\n", (",", '"', '"')),
+    "unicode.csv": ("名前,値\nä,1\n€,2\n", (",", '"', '"')),
+    "padded.csv": (" a , b \n 1 , 2 \n", (",", '"', '"')),
+    # Quotes as literal text: read quoted, the second line would be rejected; the sniffer's none is kept.
+    "literal-quotes.csv": ('a,b\n1,say "hi"\n2,"Premium" support\n3,x\n', (",", "", "")),
+    # Quoted with ', which '"' would read as a field too many: kept.
+    "single-quoted.csv": ("a,b\n'x, y',2\n'z',3\n", (",", "'", "")),
 }
 
 
@@ -63,6 +68,10 @@ def test_a_file_read_with_its_inspected_dialect_gives_what_a_sniffed_read_gives(
         assert rows == [("1", "2", "3"), ("7", "8", "9")] and [r[0] for r in rejects] == [3, 4]
     if name == "semicolon.csv":
         assert rows[0] == ("1", "2;5", "3")
+    if name == "single-quoted.csv":
+        assert rows == [("x, y", "2"), ("z", "3")]
+    if name == "literal-quotes.csv":
+        assert rows[1] == ("2", '"Premium" support') and rejects == []
     if name == "duplicate-names.csv":
         assert list(described.types) == ["a", "a_1", "b c", 'q"x']
 
