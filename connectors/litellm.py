@@ -68,7 +68,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from connectors.files import money_from_text, sql_literal
+from connectors.files import CsvDialect, csv_rejects_sql, money_from_text, read_sql, sql_literal
+from connectors.staging import describe_columns, refuse_lines_taken_by_an_open_quote
 from finops.exceptions import SourceError
 from finops.warehouse import LLM_REQUESTS_COLUMNS, MONEY, LoadBatch, LoadResult, SourceFile, Warehouse
 
@@ -404,10 +405,15 @@ def ingest_rows(wh: Warehouse, path: str | Path, *, progress: ProgressCallback |
     if reader == "read_parquet":  # Parquet numbers its rows itself: no window over the whole file
         row_number, carried = "file_row_number + 1", ", file_row_number"
     relation = f"{reader}({sql_literal(str(path))}{', file_row_number = true' if carried else ''})"
+    csv_dialect = None
+    if reader == "read_csv":  # read as the bills are: a line DuckDB cannot parse is quarantined, not the file refused
+        with Warehouse.scratch() as con:
+            csv_dialect = describe_columns(con, path, "csv", None, name=f"litellm: {path}").csv_dialect
+        relation = read_sql(path, "csv", None, rejects_table="litellm_read_rejects", csv_dialect=csv_dialect)
     key = f"file:{path.name}"
     with wh.load(SOURCE_KIND, str(path), [SourceFile.of(path)]) as batch:
         try:
-            present = {r[0] for r in batch.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+            present = set(csv_dialect.columns) if csv_dialect else {r[0] for r in batch.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
         except duckdb.Error as exc:
             raise SourceError(f"litellm: {path}: {str(exc).splitlines()[0]}", hint="is it an export of LiteLLM_SpendLogs?") from None
         missing = [c for c in _REQUIRED if c not in present]
@@ -430,11 +436,45 @@ def ingest_rows(wh: Warehouse, path: str | Path, *, progress: ProgressCallback |
             rows_read = batch.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
         else:  # CSV and JSON lines are counted only by parsing them: staging the text counts for free
             rows_read, rows = batch.stage("litellm_page", rows), "litellm_page"
+        rejected = _stage_csv_rejects(batch, path, csv_dialect) if csv_dialect else 0
         good = batch.stage("litellm_requests", _requests_sql(rows, batch.batch_id, key))
         _stage_bad_rows(batch, str(path), clean=good == rows_read, append=False, raw=rows)
+        if rejected:
+            batch.stage("litellm_bad", _rejects_quarantine_sql(path), append=True)
+            rows_read += rejected
         batch.execute("DROP TABLE IF EXISTS litellm_page")  # its memory, before the insert
         result, totals, sample = _finish(batch, rows_read, {}, lambda label: report(label, 1, 1))
     return LiteLLMReport(result, str(path), None, None, 1, result.rows_loaded - result.rows_replaced, totals, sample)
+
+
+def _stage_csv_rejects(batch: LoadBatch, path: Path, dialect: CsvDialect) -> int:
+    """Stage the lines of the CSV file just read into ``litellm_page`` that DuckDB could not parse
+    (as ``litellm_rejects``), number the page's rows as lines of the file again, and return how
+    many rows were rejected; a quote left open that took lines with it refuses the file."""
+    rejected = batch.stage("litellm_rejects", 'SELECT * FROM temp.main."litellm_read_rejects"')
+    batch.execute('DROP TABLE temp.main."litellm_read_rejects"')
+    batch.execute('DROP TABLE IF EXISTS temp.main."litellm_read_rejects_scans"')
+    if rejected == 0:
+        return 0
+    # Read again to count the line breaks inside quoted values of every column, messages too,
+    # which are counted, never kept; only for a file with such a rejected line.
+    again = read_sql(path, "csv", None, rejects_table="litellm_recount_rejects", csv_dialect=dialect)
+    refuse_lines_taken_by_an_open_quote(batch, again, "litellm_rejects", path, None, dialect, f"litellm: {path}")
+    batch.execute('DROP TABLE IF EXISTS temp.main."litellm_recount_rejects"')
+    batch.execute('DROP TABLE IF EXISTS temp.main."litellm_recount_rejects_scans"')
+    # A staged row's number skipped the rejected lines: row p sits at p + #{j : d_j - j <= p}.
+    batch.execute(
+        "UPDATE litellm_page SET _row = _row + (SELECT count(*) FROM (SELECT d - (row_number() OVER (ORDER BY d) - 1) AS gap"
+        " FROM (SELECT DISTINCT line - 1 AS d FROM litellm_rejects)) WHERE gap <= litellm_page._row)"
+    )
+    return batch.execute("SELECT count(DISTINCT line) FROM litellm_rejects").fetchone()[0]
+
+
+def _rejects_quarantine_sql(path: Path) -> str:
+    """Quarantine rows of the rejected CSV lines: file, row, DuckDB's reason; never the line,
+    which may hold a prompt (the messages column)."""
+    rejects = csv_rejects_sql("litellm_rejects", str(path))
+    return f"SELECT file, row_number, column_name, reason, to_json({{'line': row_number + 1}}) AS raw_row FROM ({rejects})"
 
 
 def _count(col: str) -> str:

@@ -263,12 +263,22 @@ def _quoted_unless_worse(con: duckdb.DuckDBPyConnection, local: Path, compressio
     be literal text or the sniffed "'" quoting, both are read and the one rejecting fewer lines
     kept ('"' on a tie only when the sniffed quote is not in the file).
     """
-    quoted = dataclasses.replace(dialect, quote='"', escape='"')
+    quoted = dataclasses.replace(dialect, quote='"', escape='"', columns=_header_unquoted(dialect.columns))
     unused = not dialect.quote or not head_contains(local, compression, dialect.quote.encode())
     if unused and not head_contains(local, compression, b'"'):
         return quoted
     rejected_quoted, rejected = _rejected_lines(con, local, compression, quoted), _rejected_lines(con, local, compression, dialect)
     return quoted if rejected_quoted < rejected or (rejected_quoted == rejected and unused) else dialect
+
+
+def _header_unquoted(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The column names as '"' quoting reads them: the sniffer kept a quoted header's quotes."""
+
+    def unquoted(name: str) -> str:
+        return name[1:-1].replace('""', '"') if len(name) > 1 and name[0] == name[-1] == '"' else name
+
+    names_read = tuple(map(unquoted, names))
+    return names_read if len(set(names_read)) == len(names_read) else names
 
 
 def _rejected_lines(con: duckdb.DuckDBPyConnection, local: Path, compression: str | None, dialect: CsvDialect) -> int:
@@ -321,7 +331,7 @@ def stage_raw(
     if rejected == 0:
         return f"{rowid} + 1"
     table = batch.table_name(rejects)
-    _refuse_lines_taken_by_an_open_quote(batch, raw, table, local, compression, csv_dialect, name if name is not None else local)
+    refuse_lines_taken_by_an_open_quote(batch, f'"{raw}"', table, local, compression, csv_dialect, name if name is not None else local)
     # Rejected data rows d_0 < d_1 < …; accepted row k sits at k + #{j : d_j - j <= k}.
     return (
         f"{rowid} + 1 + coalesce((SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d FROM "
@@ -330,9 +340,9 @@ def stage_raw(
     )
 
 
-def _refuse_lines_taken_by_an_open_quote(
+def refuse_lines_taken_by_an_open_quote(
     batch: LoadBatch,
-    raw: str,
+    rows: str,
     rejects: str,
     local: Path,
     compression: str | None,
@@ -346,14 +356,15 @@ def _refuse_lines_taken_by_an_open_quote(
     on the lines between are neither staged nor among the rejected lines, so "rows read" would
     be short by them and the bill by their cost, silently. They cannot be told apart as rows
     either, so the file is refused. Only a file with such an error is recounted: its lines
-    against the staged rows (with the line breaks inside their quoted values) and rejected rows.
+    against the rows read (``rows``: the staged table, or the read again; with the line breaks
+    inside their quoted values) and the rejected rows (``rejects``: DuckDB's reject errors).
     """
     opened = batch.execute(f"SELECT min(line) FROM {rejects} WHERE error_type = 'UNQUOTED VALUE'").fetchone()[0]
     if opened is None:
         return
     staged, breaks = batch.execute(
         "SELECT count(*), coalesce(sum(length(t) - length(replace(t, chr(10), ''))), 0)"
-        f' FROM (SELECT concat(*COLUMNS(*)) AS t FROM "{raw}")'
+        f" FROM (SELECT concat(*COLUMNS(*)) AS t FROM {rows})"
     ).fetchone()
     rejected = batch.execute(f"SELECT count(DISTINCT line) FROM {rejects}").fetchone()[0]
     comment = dialect.comment if dialect else ""

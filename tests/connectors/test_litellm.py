@@ -348,3 +348,40 @@ def test_rows_from_a_file_copy_of_the_table(tmp_path, suffix):
     assert MARKER.encode() not in (tmp_path / "wh.duckdb").read_bytes()
     again = litellm.ingest_rows(wh, path)
     assert again.new_requests == 0 and loaded(wh) == expected(rows[:7] + rows[8:])
+
+
+def test_a_csv_file_with_broken_lines_quarantines_them_without_their_text(tmp_path):
+    """A line with a field too many or too few is that row quarantined (by file and row, never
+    its text: the messages column holds prompts); the rows after it keep their numbers. A quote
+    left open, which takes the next line into a broken row, refuses the file by name and line."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    rows = make_rows(20)
+    records = [{**r, **{c: json.dumps(r[c]) for c in JSONB_COLUMNS}, "spend": float(r["spend"])} for r in rows]
+    records[11]["metadata"] = "not json"
+    path = tmp_path / "spend_logs.csv"
+    pa_csv.write_csv(pa.Table.from_pylist(records), path)
+    written = path.read_text().splitlines()
+    lines = list(written)
+    lines[6] += ',"extra"'  # data row 6
+    lines[9] = ",".join(lines[9].split(",")[:5])  # data row 9, cut at a field boundary
+    path.write_text("\n".join(lines) + "\n")
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    r = litellm.ingest_rows(wh, path).result
+    assert (r.rows_read, r.rows_loaded, r.rows_quarantined) == (20, 17, 3)
+    q = wh.query("SELECT row_number, column_name, reason, raw_row FROM quarantine ORDER BY row_number").rows()
+    assert [row[0] for row in q] == [6, 9, 12]
+    assert "line 7: TOO MANY COLUMNS" in q[0][2] and "line 10: MISSING COLUMNS" in q[1][2]
+    assert q[2][2] == "req-00011: metadata is not valid JSON"  # row 12 keeps its number past the two lines
+    assert all(MARKER not in (row[3] or "") for row in q)
+    assert loaded(wh) == expected([row for i, row in enumerate(rows) if i not in (5, 8, 11)])
+    assert MARKER.encode() not in (tmp_path / "wh.duckdb").read_bytes()
+
+    lines = list(written)
+    lines[4] = lines[4][: lines[4].index('""usage_object""')]  # inside the quoted metadata: the quote stays open
+    path.write_text("\n".join(lines) + "\n")
+    before = loaded(wh)
+    with pytest.raises(SourceError, match=r"spend_logs.csv: line 5 opens a quoted value") as err:
+        litellm.ingest_rows(wh, path)
+    assert MARKER not in str(err.value) and loaded(wh) == before
