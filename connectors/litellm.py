@@ -69,7 +69,7 @@ import duckdb
 import polars as pl
 
 from connectors.files import CsvDialect, csv_rejects_sql, money_from_text, read_sql, sql_literal
-from connectors.staging import describe_columns, refuse_lines_taken_by_an_open_quote
+from connectors.staging import data_row_sql, describe_columns, refuse_lines_taken_by_an_open_quote, stage_read_rejects
 from finops.exceptions import SourceError
 from finops.warehouse import LLM_REQUESTS_COLUMNS, MONEY, LoadBatch, LoadResult, SourceFile, Warehouse
 
@@ -451,22 +451,15 @@ def _stage_csv_rejects(batch: LoadBatch, path: Path, dialect: CsvDialect) -> int
     """Stage the lines of the CSV file just read into ``litellm_page`` that DuckDB could not parse
     (as ``litellm_rejects``), number the page's rows as lines of the file again, and return how
     many rows were rejected; a quote left open that took lines with it refuses the file."""
-    rejected = batch.stage("litellm_rejects", 'SELECT * FROM temp.main."litellm_read_rejects"')
-    batch.execute('DROP TABLE temp.main."litellm_read_rejects"')
-    batch.execute('DROP TABLE IF EXISTS temp.main."litellm_read_rejects_scans"')
-    if rejected == 0:
+    if stage_read_rejects(batch, "litellm_read_rejects", "litellm_rejects") == 0:
         return 0
-    # Read again to count the line breaks inside quoted values of every column, messages too,
-    # which are counted, never kept; only for a file with such a rejected line.
+    # The recount reads the file again (when a rejected line is a quote error): it counts the
+    # line breaks inside every column's values, messages too, without keeping them.
     again = read_sql(path, "csv", None, rejects_table="litellm_recount_rejects", csv_dialect=dialect)
     refuse_lines_taken_by_an_open_quote(batch, again, "litellm_rejects", path, None, dialect, f"litellm: {path}")
     batch.execute('DROP TABLE IF EXISTS temp.main."litellm_recount_rejects"')
     batch.execute('DROP TABLE IF EXISTS temp.main."litellm_recount_rejects_scans"')
-    # A staged row's number skipped the rejected lines: row p sits at p + #{j : d_j - j <= p}.
-    batch.execute(
-        "UPDATE litellm_page SET _row = _row + (SELECT count(*) FROM (SELECT d - (row_number() OVER (ORDER BY d) - 1) AS gap"
-        " FROM (SELECT DISTINCT line - 1 AS d FROM litellm_rejects)) WHERE gap <= litellm_page._row)"
-    )
+    batch.execute(f"UPDATE litellm_page SET _row = {data_row_sql('litellm_page._row', 'litellm_rejects')}")
     return batch.execute("SELECT count(DISTINCT line) FROM litellm_rejects").fetchone()[0]
 
 

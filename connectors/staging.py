@@ -325,18 +325,31 @@ def stage_raw(
         batch.stage(raw, f"SELECT * FROM {read}")
     if fmt == "parquet":
         return "r.file_row_number + 1"
-    rejected = batch.stage(rejects, f'SELECT * FROM temp.main."{read_rejects}"')
-    batch.execute(f'DROP TABLE temp.main."{read_rejects}"')
-    batch.execute(f'DROP TABLE IF EXISTS temp.main."{read_rejects}_scans"')
-    if rejected == 0:
+    if stage_read_rejects(batch, read_rejects, rejects) == 0:
         return f"{rowid} + 1"
     table = batch.table_name(rejects)
     refuse_lines_taken_by_an_open_quote(batch, f'"{raw}"', table, local, compression, csv_dialect, name if name is not None else local)
-    # Rejected data rows d_0 < d_1 < …; accepted row k sits at k + #{j : d_j - j <= k}.
+    return data_row_sql(f"{rowid} + 1", table)
+
+
+def stage_read_rejects(batch: LoadBatch, read_rejects: str, rejects: str) -> int:
+    """Stage the reject errors of a CSV read (DuckDB's ``store_rejects`` table ``read_rejects``,
+    a temporary table of the connection that read) as the batch's table ``rejects``, which every
+    connection of the load reads; return how many errors there were."""
+    rejected = batch.stage(rejects, f'SELECT * FROM temp.main."{read_rejects}"')
+    batch.execute(f'DROP TABLE temp.main."{read_rejects}"')
+    batch.execute(f'DROP TABLE IF EXISTS temp.main."{read_rejects}_scans"')
+    return rejected
+
+
+def data_row_sql(position: str, rejects: str) -> str:
+    """SQL for the data row number (1-based, as a user counts) of the ``position``-th row read
+    (1-based) when DuckDB skipped the lines of its reject errors ``rejects``."""
+    # Rejected data rows d_0 < d_1 < …; the p-th accepted row sits at p + #{j : d_j - j <= p}.
     return (
-        f"{rowid} + 1 + coalesce((SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d FROM "
-        f"{table}) q WHERE q.d - (SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d2 FROM {table}) q2"
-        f" WHERE q2.d2 < q.d) <= {rowid} + 1), 0)"
+        f"({position}) + coalesce((SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d FROM "
+        f"{rejects}) q WHERE q.d - (SELECT count(*) FROM (SELECT DISTINCT line - 1 AS d2 FROM {rejects}) q2"
+        f" WHERE q2.d2 < q.d) <= ({position})), 0)"
     )
 
 
