@@ -231,8 +231,9 @@ def describe_columns(
     """Each column's name and DuckDB type as :func:`connectors.files.read_sql` reads the file.
 
     The inspect step of every file connector: nothing is staged, only the header and a sample
-    (CSV, sniffed once: the dialect found comes back for the stage) or the schema (Parquet) is
-    read. ``file_row_number`` (added by the reader) is left out. A file DuckDB cannot read is a
+    (CSV, sniffed once: the dialect found comes back for the stage, with '"' quoting where the
+    sniffer found none, see :func:`_quoted_unless_worse`) or the schema (Parquet) is read.
+    ``file_row_number`` (added by the reader) is left out. A file DuckDB cannot read is a
     SourceError naming ``name`` (the ``s3://`` or ``az://`` URI of a downloaded copy; default
     ``local``), never the temp path of the copy.
     """
