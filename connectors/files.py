@@ -78,14 +78,8 @@ def longest_line(path: Path, compression: str | None) -> int:
     For sizing DuckDB's read buffer to the file: it must hold the longest line, and a buffer
     sized for the longest line any file might have (1 GiB) is half the default memory limit.
     """
-    if compression == "gzip":
-        chunks = _gunzipped(path)
-    elif compression is None:
-        chunks = _chunks(path)
-    else:
-        raise ValueError(f"{path}: cannot measure lines of {compression} files")
     longest = run = 0  # run: the bytes of the line still open at the end of the chunks so far
-    for chunk in chunks:
+    for chunk in _decompressed(path, compression):
         first = chunk.find(b"\n")
         if first < 0:
             run += len(chunk)
@@ -98,9 +92,8 @@ def longest_line(path: Path, compression: str | None) -> int:
 
 def head_contains(path: Path, compression: str | None, needle: bytes, *, size: int = 8 << 20) -> bool:
     """Whether ``needle`` is in the first ``size`` bytes of ``path`` (decompressed when gzip)."""
-    chunks = _gunzipped(path) if compression == "gzip" else _chunks(path)
     seen, tail = 0, b""
-    for chunk in chunks:
+    for chunk in _decompressed(path, compression):
         if needle in tail + chunk[: len(needle)] or needle in chunk:
             return True
         seen += len(chunk)
@@ -108,6 +101,15 @@ def head_contains(path: Path, compression: str | None, needle: bytes, *, size: i
             return False
         tail = chunk[-len(needle) :]
     return False
+
+
+def _decompressed(path: Path, compression: str | None) -> Iterator[bytes]:
+    """The file's bytes a chunk at a time, gunzipped when ``compression`` is "gzip"."""
+    if compression == "gzip":
+        return _gunzipped(path)
+    if compression is None:
+        return _chunks(path)
+    raise ValueError(f"{path}: cannot read {compression} files")
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
